@@ -1,0 +1,36 @@
+"""kafkashim: confluent_kafka clients that follow the active Kafka cluster.
+
+Change one import (``from kafkashim import Producer, Consumer``) and a cluster migration becomes a change
+to the control document instead of a redeploy. See docs/ for concepts, runbooks and reference.
+"""
+
+from kafkashim._version import __version__
+from kafkashim.clients import Consumer, Producer
+from kafkashim.cutover.events import CutoverEvent, CutoverOutcome, CutoverState
+from kafkashim.errors import (
+    ConfigurationError,
+    ControlPlaneError,
+    ForbiddenPropertyError,
+    InvalidDocumentError,
+    MissingSettingError,
+    ShimError,
+    SourceUnavailableError,
+    UnknownClusterError,
+)
+
+__all__ = [
+    "ConfigurationError",
+    "Consumer",
+    "ControlPlaneError",
+    "CutoverEvent",
+    "CutoverOutcome",
+    "CutoverState",
+    "ForbiddenPropertyError",
+    "InvalidDocumentError",
+    "MissingSettingError",
+    "Producer",
+    "ShimError",
+    "SourceUnavailableError",
+    "UnknownClusterError",
+    "__version__",
+]

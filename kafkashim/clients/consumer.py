@@ -1,0 +1,348 @@
+"""`kafkashim.Consumer`: confluent_kafka's Consumer that follows the active cluster.
+
+Hot path (I7): between cutovers ``poll`` and ``consume`` are the current handle's bound methods.
+
+Hand-off (I4), on the application's thread at its next poll()/consume() once the new cluster answered:
+
+1. Drain (``kafkashim.cutover.drain``, default on): keep reading the old cluster until this member's lag
+   is 0 and no message arrived for ``kafkashim.cutover.drain.quiet.ms`` (producers moving at the same
+   moment may still write their last messages there), or until ``kafkashim.cutover.drain.timeout.ms``.
+   While draining, a blocking poll() returns after at most 200 ms so the check can run.
+2. Commit what the application was handed, synchronously, if it uses auto commit (with manual commits
+   the application's own commits stand), and close the old consumer: it leaves its group, firing the
+   application's ``on_revoke``.
+3. Subscribe (or assign) on the new cluster with the same topics and callbacks; the first assignment there
+   is positioned by ``kafkashim.offset.strategy``. The cutover is reported when that assignment arrives.
+
+A poll()/consume() that performs the hand-off returns normally: None or fewer messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import Message, TopicPartition
+
+from kafkashim.cutover.consumer_handoff import auto_commit_enabled, commit_processed, unread_messages
+from kafkashim.cutover.events import CutoverOutcome, CutoverState
+from kafkashim.cutover.machine import CutoverMachine
+from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.offsets.strategies import apply_strategy
+from kafkashim.telemetry import logger
+
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
+
+# How long a poll() may block while draining before it returns so the drain check can run, and how often
+# that check may query the old cluster's watermarks.
+_DRAIN_POLL_S = 0.2
+_DRAIN_CHECK_INTERVAL_S = 0.2
+
+
+class Consumer(CutoverMachine[confluent_kafka.Consumer]):
+    """Drop-in replacement for `confluent_kafka.Consumer` that cuts over to the active cluster.
+
+    ``conf`` is what confluent_kafka.Consumer takes (``group.id`` and the rest), without the connection
+    properties the active cluster profile supplies, plus ``kafkashim.*`` keys: at least
+    ``kafkashim.source``, usually ``kafkashim.offset.strategy``.
+    """
+
+    _role = "consumer"
+
+    poll: Callable[..., Message | None]
+    """`confluent_kafka.Consumer.poll` of the current handle."""
+    consume: Callable[..., list[Message]]
+    """`confluent_kafka.Consumer.consume` of the current handle."""
+
+    def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(conf, kwargs)
+        self._topics: list[str] | None = None
+        self._callbacks: dict[str, RebalanceCallback] = {}
+        self._manual: list[TopicPartition] | None = None
+        self._assign_called = False
+        self._position_next_assignment = False
+        self._joining: tuple[CutoverPlan, float, float, dict[str, int | float | str]] | None = None
+        self._drain_deadline = 0.0
+        self._next_drain_check = 0.0
+        self._last_message_at = 0.0
+        self._drain_left = 0
+        self._install_hot_path()
+        self._start_following()
+
+    # --------------------------------------------------------------------------- machine hooks
+    def _open_handle(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
+        return confluent_kafka.Consumer(conf)
+
+    def _check_handle(self, handle: confluent_kafka.Consumer, timeout_s: float) -> None:
+        handle.list_topics(timeout=timeout_s)
+
+    def _discard_handle(self, handle: confluent_kafka.Consumer) -> None:
+        handle.close()  # never subscribed: no group to leave
+
+    def _install_hot_path(self) -> None:
+        self.poll = self._handle.poll
+        self.consume = self._handle.consume
+
+    def _arm(self) -> None:
+        now = time.monotonic()
+        has_work = self._topics is not None or bool(self._manual)
+        self._state = CutoverState.DRAINING if self._settings.cutover_drain and has_work else CutoverState.HANDING_OFF
+        self._drain_deadline = now + self._settings.seconds(self._settings.cutover_drain_timeout_ms)
+        self._last_message_at = now
+        self._next_drain_check = 0.0
+        self.poll = self._poll_armed
+        self.consume = self._consume_armed
+
+    def _disarm(self) -> None:
+        self._state = CutoverState.STEADY
+        self._install_hot_path()
+
+    # ------------------------------------------------------------------------ armed entry points
+    def _poll_armed(self, timeout: float | None = None) -> Message | None:
+        if self._still_draining():
+            msg = self._handle.poll(_bounded(timeout))
+            if msg is not None:
+                self._last_message_at = time.monotonic()
+            return msg
+        self._hand_off()
+        return None
+
+    def _consume_armed(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        if self._still_draining():
+            msgs = self._handle.consume(num_messages, _bounded(timeout))
+            if msgs:
+                self._last_message_at = time.monotonic()
+            return msgs
+        self._hand_off()
+        return []
+
+    def _still_draining(self) -> bool:
+        if self._state is not CutoverState.DRAINING:
+            return False
+        now = time.monotonic()
+        if now >= self._drain_deadline:
+            lag = unread_messages(self._handle, self._app_conf)
+            logger.warning(
+                "kafkashim: consumer leaves %s with %d unread message(s): drain timeout (%d ms) reached",
+                self.cluster,
+                lag,
+                self._settings.cutover_drain_timeout_ms,
+            )
+            self._drain_left = lag
+            self._state = CutoverState.HANDING_OFF
+            return False
+        quiet_s = self._settings.seconds(self._settings.cutover_drain_quiet_ms)
+        if now < self._next_drain_check or now - self._last_message_at < quiet_s:
+            return True
+        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
+        if unread_messages(self._handle, self._app_conf) > 0:
+            return True
+        self._drain_left = 0
+        self._state = CutoverState.HANDING_OFF
+        return False
+
+    def _hand_off(self) -> None:
+        with self._lock:
+            ready = self._ready
+            if ready is None:
+                return
+            plan, new = ready
+            old = self._handle
+            started = time.monotonic()
+            details: dict[str, int | float | str] = {"unread_left_on_old": self._drain_left}
+            if auto_commit_enabled(self._app_conf):
+                commit_error = commit_processed(old)
+                if commit_error is not None:
+                    details["commit_error"] = commit_error
+                    logger.warning("kafkashim: final commit on %s failed: %s", plan.source.name, commit_error)
+            old.close()  # leaves the group; the application's on_revoke fires here
+            self._become_steady(plan, new)
+            self._install_hot_path()
+            self._drain_left = 0
+            if self._topics is not None:
+                self._state = CutoverState.JOINING
+                self._joining = (plan, started, self._armed_at, details)
+                self._position_next_assignment = True
+                self._handle.subscribe(self._topics, **self._rebalance_callbacks())
+                return
+            if self._manual:
+                partitions = [TopicPartition(tp.topic, tp.partition) for tp in self._manual]
+                apply_strategy(self._settings.offset_strategy, partitions)
+                self._handle.assign(partitions)
+        self._report(plan, CutoverOutcome.COMPLETED, self._armed_at, time.monotonic() - started, details=details)
+
+    # ----------------------------------------------------------------------- rebalance callbacks
+    def _rebalance_callbacks(self) -> dict[str, RebalanceCallback]:
+        wrapped: dict[str, RebalanceCallback] = {"on_assign": self._on_assign}
+        for name in ("on_revoke", "on_lost"):
+            app_cb = self._callbacks.get(name)
+            if app_cb is not None:
+                wrapped[name] = self._passing_self(app_cb)
+        return wrapped
+
+    def _passing_self(self, app_cb: RebalanceCallback) -> RebalanceCallback:
+        # The application sees the shim, not the librdkafka handle, so what it calls on the consumer
+        # argument (assign, commit...) follows the cutover too.
+        return lambda _handle, partitions: app_cb(self, partitions)
+
+    def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        positioned: list[TopicPartition] = []
+        if self._position_next_assignment:
+            self._position_next_assignment = False
+            positioned = apply_strategy(self._settings.offset_strategy, partitions)
+        self._assign_called = False
+        app_cb = self._callbacks.get("on_assign")
+        if app_cb is not None:
+            app_cb(self, partitions)
+        if positioned and not self._assign_called:
+            # confluent_kafka's automatic assign after the callback uses the original list, not our
+            # offsets, so assign explicitly.
+            if self._incremental():
+                handle.incremental_assign(partitions)
+            else:
+                handle.assign(partitions)
+        joining = self._joining
+        if joining is not None:
+            self._joining = None
+            plan, handoff_started, armed_at, details = joining
+            self._state = CutoverState.STEADY
+            details = {**details, "partitions_positioned": len(positioned)}
+            self._report(plan, CutoverOutcome.COMPLETED, armed_at, time.monotonic() - handoff_started, details=details)
+
+    def _incremental(self) -> bool:
+        strategy = str(self._app_conf.get("partition.assignment.strategy", ""))
+        protocol = str(self._app_conf.get("group.protocol", "classic"))
+        return "cooperative" in strategy or protocol.lower() == "consumer"
+
+    # ---------------------------------------------------------------------- subscription state
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """`confluent_kafka.Consumer.subscribe`; the subscription and callbacks follow every cutover."""
+        callbacks = {"on_assign": on_assign, "on_revoke": on_revoke, "on_lost": on_lost}
+        with self._lock:
+            self._topics = list(topics)
+            self._callbacks = {k: v for k, v in callbacks.items() if v is not None}
+            self._manual = None
+            self._handle.subscribe(self._topics, **self._rebalance_callbacks())
+
+    def unsubscribe(self) -> None:
+        """`confluent_kafka.Consumer.unsubscribe`."""
+        with self._lock:
+            self._topics = None
+            self._handle.unsubscribe()
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """`confluent_kafka.Consumer.assign`; a manual assignment is carried to the next cluster."""
+        self._assign_called = True
+        if self._topics is None:
+            self._manual = list(partitions)
+        self._handle.assign(partitions)
+
+    def unassign(self) -> None:
+        """`confluent_kafka.Consumer.unassign`."""
+        if self._topics is None:
+            self._manual = None
+        self._handle.unassign()
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        """`confluent_kafka.Consumer.incremental_assign`."""
+        self._assign_called = True
+        if self._topics is None:
+            self._manual = [*(self._manual or []), *partitions]
+        self._handle.incremental_assign(partitions)
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        """`confluent_kafka.Consumer.incremental_unassign`."""
+        if self._topics is None and self._manual:
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._manual = [tp for tp in self._manual if (tp.topic, tp.partition) not in gone]
+        self._handle.incremental_unassign(partitions)
+
+    # ------------------------------------------------------------------- forwarded as they are
+    def assignment(self) -> list[TopicPartition]:
+        """`confluent_kafka.Consumer.assignment`."""
+        return self._handle.assignment()
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        """`confluent_kafka.Consumer.commit` on the current cluster."""
+        return self._handle.commit(*args, **kwargs)
+
+    def committed(self, partitions: list[TopicPartition], *args: Any, **kwargs: Any) -> list[TopicPartition]:
+        """`confluent_kafka.Consumer.committed` on the current cluster."""
+        return self._handle.committed(partitions, *args, **kwargs)
+
+    def store_offsets(self, *args: Any, **kwargs: Any) -> None:
+        """`confluent_kafka.Consumer.store_offsets`."""
+        self._handle.store_offsets(*args, **kwargs)
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """`confluent_kafka.Consumer.position`."""
+        return self._handle.position(partitions)
+
+    def seek(self, partition: TopicPartition) -> None:
+        """`confluent_kafka.Consumer.seek`."""
+        self._handle.seek(partition)
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """`confluent_kafka.Consumer.pause`."""
+        self._handle.pause(partitions)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        """`confluent_kafka.Consumer.resume`."""
+        self._handle.resume(partitions)
+
+    def offsets_for_times(self, partitions: list[TopicPartition], *args: Any, **kwargs: Any) -> Any:
+        """`confluent_kafka.Consumer.offsets_for_times` on the current cluster."""
+        return self._handle.offsets_for_times(partitions, *args, **kwargs)
+
+    def get_watermark_offsets(self, partition: TopicPartition, *args: Any, **kwargs: Any) -> Any:
+        """`confluent_kafka.Consumer.get_watermark_offsets` on the current cluster."""
+        return self._handle.get_watermark_offsets(partition, *args, **kwargs)
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> Any:
+        """`confluent_kafka.Consumer.list_topics` on the current cluster."""
+        return self._handle.list_topics(*args, **kwargs)
+
+    def cluster_id(self, *args: Any, **kwargs: Any) -> Any:
+        """`confluent_kafka.Consumer.cluster_id` of the current cluster."""
+        return self._handle.cluster_id(*args, **kwargs)
+
+    def memberid(self) -> str | None:
+        """`confluent_kafka.Consumer.memberid` in the current group."""
+        return self._handle.memberid()
+
+    def consumer_group_metadata(self) -> Any:
+        """`confluent_kafka.Consumer.consumer_group_metadata` (for transactional producers)."""
+        return self._handle.consumer_group_metadata()
+
+    def set_sasl_credentials(self, username: str, password: str) -> None:
+        """`confluent_kafka.Consumer.set_sasl_credentials` on the current handle."""
+        self._handle.set_sasl_credentials(username, password)
+
+    def close(self) -> None:
+        """Stop following the control document, then `confluent_kafka.Consumer.close`."""
+        handle = self._stop_following()
+        if handle is not None:
+            handle.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<kafkashim.Consumer cluster={self.cluster!r} epoch={self.epoch} state={self._state.value}>"
+
+
+def _bounded(timeout: float | None) -> float:
+    if timeout is None or timeout < 0:
+        return _DRAIN_POLL_S
+    return min(timeout, _DRAIN_POLL_S)

@@ -1,0 +1,184 @@
+"""Shim settings: the ``kafkashim.*`` keys of a client config and their ``KAFKASHIM_*`` variables.
+
+`split_config` takes the dict an application passes to `kafkashim.Producer` / `kafkashim.Consumer`,
+parses every ``kafkashim.*`` key into a typed, frozen `ShimSettings`, and returns the rest untouched for
+librdkafka. A key missing from the dict is read from the environment (``kafkashim.cutover.timeout.ms``
+⇔ ``KAFKASHIM_CUTOVER_TIMEOUT_MS``); the dict wins over the environment.
+
+Durations carry their unit in the name (``_ms``) on both sides, and are converted in one place
+(`ShimSettings.seconds`), so a milliseconds/seconds mix-up cannot hide in a caller.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kafkashim.errors import ConfigurationError, MissingSettingError
+
+PREFIX: Final = "kafkashim."
+
+OFFSET_STRATEGIES: Final = ("earliest", "latest", "none")
+"""Offset strategies this release implements (design §5 lists the ones still to come)."""
+
+
+def env_name(key: str) -> str:
+    """``kafkashim.cutover.timeout.ms`` → ``KAFKASHIM_CUTOVER_TIMEOUT_MS``."""
+    return key.replace(".", "_").replace("-", "_").upper()
+
+
+def _parse_int(key: str, raw: object, minimum: int) -> int:
+    if isinstance(raw, bool):  # bool is an int subclass; True would silently mean 1 ms
+        raise ConfigurationError(f"{key} must be an integer, got a boolean ({raw!r})", key=key)
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        value = int(raw.strip())
+    else:
+        raise ConfigurationError(f"{key} must be an integer, got {type(raw).__name__} {raw!r}", key=key)
+    if value < minimum:
+        raise ConfigurationError(f"{key} must be >= {minimum}, got {value}", key=key)
+    return value
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _parse_bool(key: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ConfigurationError(f"{key} must be true or false, got {type(raw).__name__} {raw!r}", key=key)
+
+
+def _parse_str(key: str, raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigurationError(f"{key} must be a non-empty string, got {type(raw).__name__} {raw!r}", key=key)
+    return raw.strip()
+
+
+def _parse_strategy(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).lower()
+    if value not in OFFSET_STRATEGIES:
+        raise ConfigurationError(
+            f"{key}={value!r} is not a supported offset strategy; use one of {', '.join(OFFSET_STRATEGIES)}",
+            key=key,
+        )
+    return value
+
+
+def _parse_key_list(key: str, raw: object) -> frozenset[str]:
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple | set | frozenset) and all(isinstance(i, str) for i in raw):
+        items = [str(i).strip() for i in raw]
+    else:
+        raise ConfigurationError(
+            f"{key} must be a comma-separated string or a list of property names, got {raw!r}", key=key
+        )
+    return frozenset(i for i in items if i)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    attr: str
+    parse: Callable[[str, object], Any]
+    default: Any
+
+
+def _int(minimum: int) -> Callable[[str, object], int]:
+    return lambda key, raw: _parse_int(key, raw, minimum)
+
+
+# One row per key: the attribute of ShimSettings it fills, its parser, its default (None = required).
+_SPECS: Final[dict[str, _Spec]] = {
+    "kafkashim.source": _Spec("source", _parse_str, None),
+    "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "none"),
+    "kafkashim.allow.local.override": _Spec("allow_local_override", _parse_key_list, frozenset()),
+    "kafkashim.cutover.timeout.ms": _Spec("cutover_timeout_ms", _int(1), 30_000),
+    "kafkashim.cutover.flush.timeout.ms": _Spec("cutover_flush_timeout_ms", _int(0), 30_000),
+    "kafkashim.cutover.retry.interval.ms": _Spec("cutover_retry_interval_ms", _int(0), 30_000),
+    "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1), 100_000),
+    "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
+    "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0), 60_000),
+    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0), 1_500),
+    "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10), 100),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShimSettings:
+    """The parsed ``kafkashim.*`` settings of one client. Build with `split_config`.
+
+    Attributes mirror the keys: ``kafkashim.cutover.timeout.ms`` → `cutover_timeout_ms`.
+    """
+
+    source: str
+    offset_strategy: str = "none"
+    allow_local_override: frozenset[str] = frozenset()
+    cutover_timeout_ms: int = 30_000
+    cutover_flush_timeout_ms: int = 30_000
+    cutover_retry_interval_ms: int = 30_000
+    cutover_buffer_max_messages: int = 100_000
+    cutover_drain: bool = True
+    cutover_drain_timeout_ms: int = 60_000
+    cutover_drain_quiet_ms: int = 1_500
+    source_poll_interval_ms: int = 100
+
+    @staticmethod
+    def seconds(milliseconds: int) -> float:
+        """The one place milliseconds become the seconds that confluent_kafka's timeouts take."""
+        return milliseconds / 1000.0
+
+
+def split_config(conf: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[ShimSettings, dict[str, Any]]:
+    """Separate ``kafkashim.*`` keys from librdkafka's and parse them.
+
+    Returns the typed settings and a new dict holding every other key unchanged. Raises
+    `ConfigurationError` for an unknown ``kafkashim.*`` key (with the closest known key as a hint) or a
+    value of the wrong type, and `MissingSettingError` when ``kafkashim.source`` is set nowhere.
+    """
+    if not isinstance(conf, Mapping):
+        raise ConfigurationError(f"config must be a dict, got {type(conf).__name__}")
+    client_conf: dict[str, Any] = {}
+    shim_raw: dict[str, object] = {}
+    for key, value in conf.items():
+        if not isinstance(key, str):
+            raise ConfigurationError(f"config keys must be strings, got {key!r}")
+        if key.startswith(PREFIX):
+            if key not in _SPECS:
+                hint = difflib.get_close_matches(key, _SPECS, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise ConfigurationError(f"unknown setting {key!r}{suggestion}", key=key)
+            shim_raw[key] = value
+        else:
+            client_conf[key] = value
+
+    values: dict[str, Any] = {}
+    for key, spec in _SPECS.items():
+        if key in shim_raw:
+            raw: object = shim_raw[key]
+            where = key
+        elif env_name(key) in environ:
+            raw = environ[env_name(key)]
+            where = f"{key} (from ${env_name(key)})"
+        elif spec.default is None:
+            raise MissingSettingError(
+                f"{key} is not set: pass it in the config dict (e.g. "
+                f"{{'{key}': 'file:///etc/kafkashim/control.json'}}) or set ${env_name(key)}",
+                key=key,
+            )
+        else:
+            values[spec.attr] = spec.default
+            continue
+        try:
+            values[spec.attr] = spec.parse(key, raw)
+        except ConfigurationError as exc:
+            if where != key:
+                raise ConfigurationError(str(exc).replace(key, where, 1), key=key) from None
+            raise
+    return ShimSettings(**values), client_conf
