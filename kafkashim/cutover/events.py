@@ -26,6 +26,8 @@ class CutoverState(StrEnum):
 
 
 class CutoverOutcome(StrEnum):
+    """How a cutover attempt ended."""
+
     COMPLETED = "completed"
     FAILED = "failed"
     """The client stayed on (or returned to) the old cluster; see `CutoverEvent.error`."""

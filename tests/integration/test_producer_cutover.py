@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from typing import Any
@@ -10,9 +11,9 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 from kafkashim import CutoverEvent, CutoverOutcome, CutoverState, Producer
+from testkit.kafka import KafkaCluster
 from tests.conftest import ControlFile
 from tests.integration.kafka_io import encode, read_all
-from testkit.kafka import KafkaCluster
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +44,7 @@ class Ledger:
 
 def shim_producer(control: ControlFile, **extra: Any) -> tuple[Producer, Ledger, list[CutoverEvent]]:
     ledger = Ledger()
-    p = Producer(
-        {"kafkashim.source": control.url, "linger.ms": 5, "on_delivery": ledger.on_delivery, **extra}
-    )
+    p = Producer({"kafkashim.source": control.url, "linger.ms": 5, "on_delivery": ledger.on_delivery, **extra})
     events: list[CutoverEvent] = []
     p.add_cutover_listener(events.append)
     return p, ledger, events
@@ -95,7 +94,7 @@ def test_single_threaded_producer_keeps_every_message_in_order_across_three_cuto
             on = sorted((r for r in recs if r.cluster == cluster), key=lambda r: r.offset)
             assert [r.seq for r in on] == sorted(r.seq for r in on), f"{key} reordered on {cluster}"
         visits = [r.cluster for r in sorted(recs, key=lambda r: r.seq)]
-        runs = 1 + sum(1 for a, b in zip(visits, visits[1:], strict=False) if a != b)
+        runs = 1 + sum(1 for a, b in itertools.pairwise(visits) if a != b)
         assert runs <= 4, f"{key} interleaves clusters: {runs} runs for 3 cutovers"
 
     assert [(e.from_cluster, e.to_cluster, e.outcome) for e in events] == [

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from kafkashim.control.document import ControlDocument, parse_document
-from kafkashim.errors import ConfigurationError, ShimError, SourceUnavailableError
+from kafkashim.errors import ConfigurationError, InvalidDocumentError, ShimError, SourceUnavailableError
 
 _Stamp = tuple[int, int, int]
 
@@ -84,33 +84,52 @@ class FileSource:
     ) -> None:
         """Run until ``stop`` is set: report each changed, valid document, and each new problem once.
 
-        Changes made between `load` and the first check are seen: the first check compares against
-        nothing and reports whatever the file then holds (clients ignore a document equal to theirs).
+        The first check reports whatever the file then holds (clients ignore a document equal to theirs),
+        so a change made between `load` and the watch starting is not missed. A document that fails to
+        parse is re-read one interval later and reported only if the file has not changed meanwhile: an
+        in-place write caught half-way is not an error worth paging anyone about.
         """
         last_stamp: _Stamp | None = None
         last_raw: bytes | None = None
-        last_error: str | None = None
+        suspect: _Stamp | None = None
+        reported: str | bytes | None = None
+
+        def report(exc: ShimError, what: str | bytes) -> None:
+            nonlocal reported
+            if what != reported:
+                reported = what
+                on_error(exc)
+
         while not stop.wait(self._poll_interval_s):
-            stamp = last_stamp
             try:
                 stamp = self._stamp()
                 if stamp == last_stamp:
                     continue
                 if stamp is None:
-                    raise SourceUnavailableError(
-                        f"control file {self.path} disappeared; keeping the last good document",
-                        source=self.url,
+                    last_stamp = None
+                    report(
+                        SourceUnavailableError(
+                            f"control file {self.path} disappeared; keeping the last good document",
+                            source=self.url,
+                        ),
+                        "missing",
                     )
+                    continue
                 raw, stamp = self._read()
-                last_stamp = stamp
-                if raw == last_raw:
-                    continue  # touched, not changed
-                doc = self._parse(raw, stamp)
-            except ShimError as exc:
-                last_stamp = stamp
-                if str(exc) != last_error:
-                    last_error = str(exc)
-                    on_error(exc)
+            except SourceUnavailableError as exc:
+                report(exc, str(exc))
                 continue
-            last_raw, last_error = raw, None
+            if raw == last_raw:
+                last_stamp = stamp
+                continue  # touched or re-written with the same bytes
+            try:
+                doc = self._parse(raw, stamp)
+            except InvalidDocumentError as exc:
+                if stamp != suspect:
+                    suspect = stamp  # look again next interval before calling it broken
+                    continue
+                last_stamp = stamp
+                report(exc, raw)
+                continue
+            last_stamp, last_raw, suspect, reported = stamp, raw, None, None
             on_document(doc)

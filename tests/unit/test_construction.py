@@ -1,0 +1,98 @@
+"""Bad input at construction raises a ShimError that names the key or file and the fix; nothing starts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from kafkashim import (
+    ConfigurationError,
+    Consumer,
+    CutoverState,
+    InvalidDocumentError,
+    MissingSettingError,
+    Producer,
+    ShimError,
+    SourceUnavailableError,
+    UnknownClusterError,
+)
+
+CLIENTS = [Producer, Consumer]
+
+
+@pytest.fixture(autouse=True)
+def no_source_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKASHIM_SOURCE", raising=False)
+
+
+def control(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "control.json"
+    path.write_text(text)
+    return path.as_uri()
+
+
+GOOD = json.dumps({"active": "a", "clusters": {"a": {"bootstrap.servers": "127.0.0.1:1"}}})
+
+
+def watcher_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("kafkashim-watch"))
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_missing_source(cls: type) -> None:
+    with pytest.raises(MissingSettingError, match=r"kafkashim.source is not set.*KAFKASHIM_SOURCE"):
+        cls({"group.id": "g"})
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_source_from_the_environment(cls: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKASHIM_SOURCE", control(tmp_path, GOOD))
+    client = cls({"group.id": "g"})
+    try:
+        assert client.cluster == "a"
+        assert client.cutover_state is CutoverState.STEADY
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_missing_control_file(cls: type, tmp_path: Path) -> None:
+    with pytest.raises(SourceUnavailableError, match=r"absent.json does not exist"):
+        cls({"group.id": "g", "kafkashim.source": (tmp_path / "absent.json").as_uri()})
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_malformed_control_file(cls: type, tmp_path: Path) -> None:
+    url = control(tmp_path, '{"active": "a", "clusters": ')
+    with pytest.raises(InvalidDocumentError, match=r"control.json is not valid JSON"):
+        cls({"group.id": "g", "kafkashim.source": url})
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_unknown_active_cluster(cls: type, tmp_path: Path) -> None:
+    url = control(tmp_path, json.dumps({"active": "b", "clusters": {"a": {"bootstrap.servers": "x:1"}}}))
+    with pytest.raises(UnknownClusterError, match=r"active='b' is not defined under clusters \(defined: a\)"):
+        cls({"group.id": "g", "kafkashim.source": url})
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_app_and_profile_both_setting_bootstrap(cls: type, tmp_path: Path) -> None:
+    url = control(tmp_path, GOOD)
+    with pytest.raises(ConfigurationError, match=r"bootstrap.servers is set by the application's config"):
+        cls({"group.id": "g", "bootstrap.servers": "localhost:9092", "kafkashim.source": url})
+
+
+def test_failed_construction_leaves_no_watcher_running(tmp_path: Path) -> None:
+    before = watcher_threads()
+    url = control(tmp_path, GOOD)
+    with pytest.raises(ShimError):
+        Producer({"bootstrap.servers": "localhost:9092", "kafkashim.source": url})
+    assert watcher_threads() == before
+
+
+def test_every_error_is_a_shim_error() -> None:
+    for exc in (ConfigurationError, MissingSettingError, SourceUnavailableError, InvalidDocumentError):
+        assert issubclass(exc, ShimError)
