@@ -83,6 +83,10 @@ class ProducerSide:
     produced: int = 0
     events: list[kafkashim.CutoverEvent] = field(default_factory=list)
 
+    def on_cutover(self, event: kafkashim.CutoverEvent) -> None:
+        say(f"producer: {describe(event)}")
+        self.events.append(event)
+
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         seq = int(msg.value() or b"-1")
         if err is None:
@@ -92,7 +96,7 @@ class ProducerSide:
 
     def run(self, source: str, rate: int, stop: threading.Event) -> None:
         p = kafkashim.Producer({"kafkashim.source": source, "linger.ms": 5, "on_delivery": self.on_delivery})
-        p.add_cutover_listener(self.events.append)
+        p.add_cutover_listener(self.on_cutover)
         interval = 1.0 / rate
         next_at = time.monotonic()
         while not stop.is_set():
@@ -114,6 +118,10 @@ class ConsumerSide:
     events: list[kafkashim.CutoverEvent] = field(default_factory=list)
     cluster: str = ""
 
+    def on_cutover(self, event: kafkashim.CutoverEvent) -> None:
+        say(f"consumer: {describe(event)}")
+        self.events.append(event)
+
     def run(self, source: str, stop: threading.Event) -> None:
         c = kafkashim.Consumer(
             {
@@ -123,7 +131,7 @@ class ConsumerSide:
                 "auto.offset.reset": "earliest",
             }
         )
-        c.add_cutover_listener(self.events.append)
+        c.add_cutover_listener(self.on_cutover)
         c.subscribe([TOPIC])
         while not stop.is_set():
             msg = c.poll(0.1)
@@ -226,10 +234,6 @@ def main() -> int:
         say(f"SRE flips active: origin -> destination (after {prod.produced} messages)")
         write_control(control, clusters, active="destination")
         moved = wait_until(lambda: bool(prod.events) and bool(cons.events), timeout_s=60)
-        for e in prod.events:
-            say(f"producer: {describe(e)}")
-        for e in cons.events:
-            say(f"consumer: {describe(e)}")
         if not moved:
             say("a client did not report a cutover within 60 s")
         time.sleep(args.after)
