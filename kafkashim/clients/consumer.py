@@ -144,11 +144,16 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         return False
 
     def _hand_off(self) -> None:
+        ready = self._claim()
+        if ready is None:
+            return
+        try:
+            self._switch_to(*ready)
+        finally:
+            self._finish_handoff()
+
+    def _switch_to(self, plan: CutoverPlan, new: confluent_kafka.Consumer) -> None:
         with self._lock:
-            ready = self._ready
-            if ready is None:
-                return
-            plan, new = ready
             old = self._handle
             started = time.monotonic()
             details: dict[str, int | float | str] = {"unread_left_on_old": self._drain_left}

@@ -76,6 +76,9 @@ class CutoverMachine(Generic[H]):
         self._ready: tuple[CutoverPlan, H] | None = None
         self._retry_timer: threading.Timer | None = None
         self._armed_at = 0.0
+        # While a hand-off runs, a newer document waits here instead of cancelling the handle in use.
+        self._handing_off = False
+        self._deferred: ControlDocument | None = None
         self._closed = False
         self._unsubscribe: Callable[[], None] = lambda: None
 
@@ -166,7 +169,6 @@ class CutoverMachine(Generic[H]):
         self._handle = handle
         self._profile = plan.target
         self._epoch = plan.epoch
-        self._ready = None
         self._state = CutoverState.STEADY
 
     def _fail(self, plan: CutoverPlan, started: float, error: str) -> None:
@@ -191,6 +193,9 @@ class CutoverMachine(Generic[H]):
         """On the watcher thread: cancel whatever is pending, then plan against the new document."""
         with self._lock:
             if self._closed:
+                return
+            if self._handing_off:
+                self._deferred = doc
                 return
             self._generation += 1
             generation = self._generation
@@ -245,6 +250,24 @@ class CutoverMachine(Generic[H]):
             self._ready = (plan, handle)
             self._armed_at = started
             self._arm()
+
+    def _claim(self) -> tuple[CutoverPlan, H] | None:
+        """Take the armed plan for a hand-off about to run; None if there is none (any more)."""
+        with self._lock:
+            ready = self._ready
+            if ready is None or self._closed:
+                return None
+            self._ready = None
+            self._handing_off = True
+            return ready
+
+    def _finish_handoff(self) -> None:
+        """End a hand-off begun with `_claim`; then take the document that arrived meanwhile, if any."""
+        with self._lock:
+            self._handing_off = False
+            deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._on_document(deferred)
 
     def _stop_following(self) -> H | None:
         """For close(): stop the watch and drop any armed handle; returns the handle to close."""
