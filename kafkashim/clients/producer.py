@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import confluent_kafka
+from confluent_kafka import KafkaException
 
 from kafkashim.cutover.events import CutoverOutcome, CutoverState
 from kafkashim.cutover.machine import CutoverMachine
@@ -95,12 +96,15 @@ class Producer(CutoverMachine[Route]):
 
     def _arm(self) -> None:
         self._state = CutoverState.HANDING_OFF
+        # Holding opens before the trampolines go in and closes only together with the switch back to a
+        # raw hot path, so a call the trampoline cannot hold always finds the raw method in place.
+        self._held.open()
         self.produce = self._produce_armed
         self.poll = self._poll_armed
 
     def _disarm(self) -> None:
         self._state = CutoverState.STEADY
-        self._install_hot_path()
+        self._held.release_into(self._handle.handle, self._install_hot_path)
 
     # ------------------------------------------------------------------------ armed entry points
     def _produce_armed(self, *args: Any, **kwargs: Any) -> None:
@@ -114,7 +118,9 @@ class Producer(CutoverMachine[Route]):
                 self._handoff_lock.release()
         elif self._held.hold(args, kwargs):
             return
-        self.produce(*args, **kwargs)
+        # Switched (or cancelled) by now: the current handle is the right one. Called directly rather
+        # than through self.produce, which a newer plan may already have armed again.
+        self._handle.handle.produce(*args, **kwargs)
 
     def _poll_armed(self, timeout: float | None = -1) -> int:
         if self._txn_open:
@@ -128,11 +134,12 @@ class Producer(CutoverMachine[Route]):
         else:
             # Another thread is switching: wait for it (within the caller's timeout), then poll the new handle.
             wait_s = -1.0 if timeout is None or timeout < 0 else float(timeout)
-            if self._handoff_lock.acquire(timeout=wait_s):
-                self._handoff_lock.release()
+            if not self._handoff_lock.acquire(timeout=wait_s):
+                return 0  # timed out while the switch runs: nothing served, as a poll that timed out
+            self._handoff_lock.release()
             if wait_s >= 0:
                 timeout = max(0.0, wait_s - (time.monotonic() - started))
-        return self.poll(timeout)
+        return self._handle.handle.poll(-1 if timeout is None else timeout)
 
     def _hand_off(self) -> None:
         """Switch to the armed handle; the caller holds ``_handoff_lock``."""
@@ -147,14 +154,23 @@ class Producer(CutoverMachine[Route]):
     def _switch_to(self, plan: CutoverPlan, new_route: Route) -> None:
         old_route = self._handle
         started = time.monotonic()
-        self._held.open()
         salvaged, maybe_delivered = flush_or_salvage(
             old_route, self._settings.seconds(self._settings.cutover_flush_timeout_ms)
         )
         new = new_route.handle
-        if self._txn_init_args is not None:
-            args, kwargs = self._txn_init_args
-            new.init_transactions(*args, **kwargs)
+        try:
+            if self._txn_init_args is not None:
+                args, kwargs = self._txn_init_args
+                new.init_transactions(*args, **kwargs)
+        except KafkaException as exc:
+            # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too.
+            resend(old_route.handle, salvaged)
+            with self._lock:
+                self._state = CutoverState.STEADY
+                self._held.release_into(old_route.handle, self._install_hot_path)
+            self._discard_handle(new_route)
+            self._fail(plan, started, f"init_transactions on cluster {plan.target.name!r} failed: {exc.args[0]}")
+            return
         resend(new, salvaged)
 
         def switch() -> None:

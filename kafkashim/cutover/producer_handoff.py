@@ -155,12 +155,10 @@ class HeldCalls:
     _calls: deque[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _open: bool = False
-    high_water: int = 0
 
     def open(self) -> None:
         with self._lock:
             self._open = True
-            self.high_water = 0
 
     def hold(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Keep the call for later; False if holding already ended (the caller produces directly)."""
@@ -170,7 +168,6 @@ class HeldCalls:
             if len(self._calls) >= self.limit:
                 raise BufferError("Local: Queue full")
             self._calls.append((args, kwargs))
-            self.high_water = max(self.high_water, len(self._calls))
             return True
 
     def release_into(self, handle: confluent_kafka.Producer, switch: Callable[[], None]) -> int:

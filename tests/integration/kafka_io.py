@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from testkit.kafka import KafkaCluster
 
@@ -34,36 +34,58 @@ def produce_raw(cluster: KafkaCluster, topic: str, seqs: Iterable[int], keys: in
     assert p.flush(30) == 0
 
 
-def read_all(cluster: KafkaCluster, topic: str, expect_at_least: int = 0, timeout_s: float = 30.0) -> list[Record]:
-    """Every record in ``topic`` on ``cluster``, read from the beginning up to the end offsets."""
+def read_raw(
+    cluster: KafkaCluster, topic: str, expect_at_least: int = 0, timeout_s: float = 60.0
+) -> list[tuple[int, int, bytes, bytes]]:
+    """(partition, offset, key, value) of every committed record in ``topic``, read from the beginning of
+    every partition to its end (librdkafka's partition-EOF event, which also steps over transaction
+    markers). ``expect_at_least`` waits for records still being replicated (MirrorMaker 2)."""
     c = Consumer(
         {
             "bootstrap.servers": cluster.bootstrap_servers,
             "group.id": f"reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
         }
     )
-    c.subscribe([topic])
-    out: list[Record] = []
     deadline = time.monotonic() + timeout_s
-    idle_since = time.monotonic()
+    out: list[tuple[int, int, bytes, bytes]] = []
     try:
-        while time.monotonic() < deadline:
-            msg = c.poll(0.2)
-            if msg is None:
-                if len(out) >= expect_at_least and c.assignment() and time.monotonic() - idle_since > 1.0:
-                    break
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+        while True:
+            metadata = c.list_topics(topic, timeout=10).topics[topic]
+            partitions = sorted(metadata.partitions)
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            out.clear()
+            at_end: set[int] = set()
+            while len(at_end) < len(partitions):
+                assert time.monotonic() < deadline, f"reading {topic} on {cluster.name} timed out"
+                msg = c.poll(0.5)
+                if msg is None:
                     continue
-                raise AssertionError(f"read error on {cluster.name}: {msg.error()}")
-            idle_since = time.monotonic()
-            key = msg.key()
-            value = msg.value()
-            assert key is not None and value is not None
-            out.append(Record(cluster.name, msg.partition(), msg.offset(), key.decode(), int(value)))
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())
+                        continue
+                    raise AssertionError(f"read error on {cluster.name}: {err}")
+                at_end.discard(msg.partition())
+                out.append((msg.partition(), msg.offset(), msg.key() or b"", msg.value() or b""))
+            if len(out) >= expect_at_least:
+                return out
+            time.sleep(0.5)
     finally:
         c.close()
-    return out
+
+
+def read_all(cluster: KafkaCluster, topic: str, expect_at_least: int = 0, timeout_s: float = 60.0) -> list[Record]:
+    """Every record of ``topic`` written with `produce_raw`'s encoding (value = sequence number)."""
+    return [
+        Record(cluster.name, partition, offset, key.decode(), int(value))
+        for partition, offset, key, value in read_raw(cluster, topic, expect_at_least, timeout_s)
+    ]
+
+
+def read_values(cluster: KafkaCluster, topic: str) -> list[tuple[str, int, int, str]]:
+    """(cluster, partition, offset, value as text) of every record of ``topic``."""
+    return [(cluster.name, p, o, v.decode()) for p, o, _k, v in read_raw(cluster, topic)]
