@@ -146,3 +146,39 @@ def test_rewriting_the_same_document_is_not_a_cutover(two_cluster_control: Contr
     assert events == []
     assert p.cluster == "origin"
     p.close()
+
+
+def test_a_destination_that_refuses_the_handshake_fails_safely(
+    control_file: Any, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    control = control_file(
+        {
+            "origin": {"bootstrap.servers": origin.bootstrap_servers},
+            # A real broker that does not accept these credentials: its listener speaks no SASL, so the
+            # authentication handshake fails, as with a revoked API key.
+            "locked": {
+                "bootstrap.servers": destination.bootstrap_servers,
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanisms": "PLAIN",
+                "sasl.username": "revoked-key",
+                "sasl.password": "revoked-secret",
+            },
+        },
+        active="origin",
+    )
+    p, ledger, events = shim_producer(
+        control, **{"kafkashim.cutover.timeout.ms": 1500, "kafkashim.cutover.retry.interval.ms": 0}
+    )
+    control.flip("locked")
+    deadline = time.monotonic() + 20
+    while not events:
+        assert time.monotonic() < deadline, "no failed-cutover event"
+        ledger.produce(p, topic)
+        time.sleep(0.005)
+    assert p.flush(30) == 0
+    p.close()
+    assert events[0].outcome is CutoverOutcome.FAILED
+    assert "revoked-secret" not in (events[0].error or "")
+    assert p.cluster == "origin"
+    assert ledger.failed == []
+    assert sorted(r.seq for r in read_all(origin, topic, expect_at_least=1)) == list(range(ledger.produced))
