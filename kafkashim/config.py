@@ -20,8 +20,13 @@ from kafkashim.errors import ConfigurationError, MissingSettingError
 
 PREFIX: Final = "kafkashim."
 
-OFFSET_STRATEGIES: Final = ("earliest", "latest", "none")
-"""Offset strategies this release implements (design §5 lists the ones still to come)."""
+OFFSET_STRATEGIES: Final = ("committed", "earliest", "latest", "mm2", "none", "timestamp")
+"""Named offset strategies (design §5); a callable is accepted too."""
+
+REPLICATION_POLICIES: Final = ("default", "identity")
+
+# A custom strategy: receives the partitions assigned on the new cluster, returns them with offsets set.
+StrategyCallable = Callable[[list[Any]], list[Any]]
 
 
 def env_name(key: str) -> str:
@@ -61,11 +66,24 @@ def _parse_str(key: str, raw: object) -> str:
     return raw.strip()
 
 
-def _parse_strategy(key: str, raw: object) -> str:
+def _parse_strategy(key: str, raw: object) -> str | StrategyCallable:
+    if callable(raw):
+        return raw
     value = _parse_str(key, raw).lower()
     if value not in OFFSET_STRATEGIES:
         raise ConfigurationError(
-            f"{key}={value!r} is not a supported offset strategy; use one of {', '.join(OFFSET_STRATEGIES)}",
+            f"{key}={value!r} is not a supported offset strategy; use one of {', '.join(OFFSET_STRATEGIES)} "
+            "or a callable",
+            key=key,
+        )
+    return value
+
+
+def _parse_policy(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).lower()
+    if value not in REPLICATION_POLICIES:
+        raise ConfigurationError(
+            f"{key}={value!r} is not a MirrorMaker 2 replication policy kafkashim knows; use default or identity",
             key=key,
         )
     return value
@@ -98,6 +116,10 @@ def _int(minimum: int) -> Callable[[str, object], int]:
 _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.source": _Spec("source", _parse_str, None),
     "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "none"),
+    "kafkashim.offset.rewind.ms": _Spec("offset_rewind_ms", _int(0), 0),
+    "kafkashim.mm2.source.alias": _Spec("mm2_source_alias", _parse_str, ""),
+    "kafkashim.mm2.replication.policy": _Spec("mm2_replication_policy", _parse_policy, "default"),
+    "kafkashim.mm2.separator": _Spec("mm2_separator", _parse_str, "."),
     "kafkashim.allow.local.override": _Spec("allow_local_override", _parse_key_list, frozenset()),
     "kafkashim.cutover.timeout.ms": _Spec("cutover_timeout_ms", _int(1), 30_000),
     "kafkashim.cutover.flush.timeout.ms": _Spec("cutover_flush_timeout_ms", _int(0), 30_000),
@@ -118,7 +140,11 @@ class ShimSettings:
     """
 
     source: str
-    offset_strategy: str = "none"
+    offset_strategy: str | StrategyCallable = "none"
+    offset_rewind_ms: int = 0
+    mm2_source_alias: str = ""
+    mm2_replication_policy: str = "default"
+    mm2_separator: str = "."
     allow_local_override: frozenset[str] = frozenset()
     cutover_timeout_ms: int = 30_000
     cutover_flush_timeout_ms: int = 30_000
@@ -181,4 +207,11 @@ def split_config(conf: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[S
             if where != key:
                 raise ConfigurationError(str(exc).replace(key, where, 1), key=key) from None
             raise
-    return ShimSettings(**values), client_conf
+    settings = ShimSettings(**values)
+    if settings.offset_strategy == "mm2" and not settings.mm2_source_alias:
+        raise MissingSettingError(
+            "kafkashim.offset.strategy=mm2 needs kafkashim.mm2.source.alias: the MirrorMaker 2 alias of the "
+            "cluster the data was replicated from (the prefix of '<alias>.checkpoints.internal')",
+            key="kafkashim.mm2.source.alias",
+        )
+    return settings, client_conf

@@ -26,11 +26,22 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import Message, TopicPartition
 
-from kafkashim.cutover.consumer_handoff import auto_commit_enabled, commit_processed, unread_messages
+from kafkashim.cutover.consumer_handoff import (
+    auto_commit_enabled,
+    commit_processed,
+    current_positions,
+    gather_facts,
+    last_handed_timestamps,
+    reader_config,
+    resets_to_earliest,
+    unread_messages,
+)
 from kafkashim.cutover.events import CutoverOutcome, CutoverState
 from kafkashim.cutover.machine import CutoverMachine
 from kafkashim.cutover.plan import CutoverPlan
-from kafkashim.offsets.strategies import apply_strategy
+from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
+from kafkashim.offsets.strategies import NewClusterFacts, PartitionMove, plan_positions
+from kafkashim.offsets.topics import remote_topic
 from kafkashim.telemetry import logger
 
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
@@ -68,6 +79,8 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         self._next_drain_check = 0.0
         self._last_message_at = 0.0
         self._drain_left = 0
+        self._facts = NewClusterFacts()
+        self._timestamps: dict[tuple[str, int], int] = {}
         self._install_hot_path()
         self._start_following()
 
@@ -157,26 +170,119 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             old = self._handle
             started = time.monotonic()
             details: dict[str, int | float | str] = {"unread_left_on_old": self._drain_left}
+            facts = self._facts_from_old(plan, old)
             if auto_commit_enabled(self._app_conf):
                 commit_error = commit_processed(old)
                 if commit_error is not None:
                     details["commit_error"] = commit_error
                     logger.warning("kafkashim: final commit on %s failed: %s", plan.source.name, commit_error)
-            old.close()  # leaves the group; the application's on_revoke fires here
+            old.close()  # leaves the group (unless static membership); the application's on_revoke fires here
             self._become_steady(plan, new)
             self._install_hot_path()
             self._drain_left = 0
+            self._facts = facts
+            self._translate_for_mm2(plan, facts, details)
             if self._topics is not None:
                 self._state = CutoverState.JOINING
                 self._joining = (plan, started, self._armed_at, details)
                 self._position_next_assignment = True
-                self._handle.subscribe(self._topics, **self._rebalance_callbacks())
+                self._handle.subscribe(self._topics_on(new), **self._rebalance_callbacks())
                 return
+            moves: tuple[PartitionMove, ...] = ()
             if self._manual:
                 partitions = [TopicPartition(tp.topic, tp.partition) for tp in self._manual]
-                apply_strategy(self._settings.offset_strategy, partitions)
+                moves = self._position(new, partitions)
                 self._handle.assign(partitions)
-        self._report(plan, CutoverOutcome.COMPLETED, self._armed_at, time.monotonic() - started, details=details)
+        self._report(
+            plan,
+            CutoverOutcome.COMPLETED,
+            self._armed_at,
+            time.monotonic() - started,
+            details=_summary(details, moves),
+            partitions=moves,
+        )
+
+    # ------------------------------------------------------------------------------ positioning
+    def _facts_from_old(self, plan: CutoverPlan, old: confluent_kafka.Consumer) -> NewClusterFacts:
+        """What positioning on the new cluster needs from the old one: positions, and for ``timestamp``
+        the timestamps of the last messages handed over. Keys use the topic names of the new cluster."""
+        positions = {k: off for k, off in current_positions(old).items() if off >= 0}
+        timestamps: dict[tuple[str, int], int] = {}
+        if self._settings.offset_strategy == "timestamp":
+            timestamps = last_handed_timestamps(
+                reader_config(self._config_for(plan.source), "timestamps"),
+                positions,
+                self._settings.seconds(self._settings.cutover_timeout_ms),
+            )
+        facts = NewClusterFacts(reset_earliest=resets_to_earliest(self._app_conf))
+        for (topic, partition), offset in positions.items():
+            for name in {topic, self._remote(topic)}:
+                facts.old_positions[(name, partition)] = offset
+                if (topic, partition) in timestamps:
+                    self._timestamps[(name, partition)] = timestamps[(topic, partition)]
+        return facts
+
+    def _remote(self, topic: str) -> str:
+        s = self._settings
+        if s.offset_strategy != "mm2":
+            return topic
+        return remote_topic(topic, s.mm2_source_alias, s.mm2_replication_policy, s.mm2_separator)
+
+    def _translate_for_mm2(
+        self, plan: CutoverPlan, facts: NewClusterFacts, details: dict[str, int | float | str]
+    ) -> None:
+        s = self._settings
+        if s.offset_strategy != "mm2":
+            return
+        checkpoints = read_checkpoints(
+            reader_config(self._config_for(plan.target), "checkpoints"),
+            s.mm2_source_alias,
+            str(self._app_conf.get("group.id", "")),
+            s.seconds(s.cutover_timeout_ms),
+        )
+        if checkpoints is None:
+            details["mm2_checkpoints"] = f"{checkpoints_topic(s.mm2_source_alias)} not found on {plan.target.name}"
+            logger.warning("kafkashim: %s; every partition falls back to auto.offset.reset", details["mm2_checkpoints"])
+            return
+        details["mm2_checkpoints"] = len(checkpoints)
+        for (topic, partition), cp in checkpoints.items():
+            facts.translated[(topic, partition)] = cp.downstream_offset
+
+    def _topics_on(self, handle: confluent_kafka.Consumer) -> list[str]:
+        """The subscription on the new cluster: under MM2's default policy, also the remote copies
+        (``<alias>.<topic>``) that exist there, since that is where the replicated data is."""
+        topics = list(self._topics or [])
+        remote = [self._remote(t) for t in topics if self._remote(t) != t]
+        if remote:
+            existing = handle.list_topics(timeout=self._settings.seconds(self._settings.cutover_timeout_ms)).topics
+            topics += [t for t in remote if t in existing and t not in topics]
+        return topics
+
+    def _position(
+        self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]
+    ) -> tuple[PartitionMove, ...]:
+        """Set each partition's start offset per the strategy (in place); returns what was decided."""
+        strategy = self._settings.offset_strategy
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        problems = gather_facts(handle, keys, strategy, self._timestamps, self._settings.offset_rewind_ms, self._facts)
+        for problem in problems:
+            logger.warning("kafkashim: positioning on %s: %s", self.cluster, problem)
+        moves = plan_positions(strategy, keys, self._facts)
+        if strategy != "none":
+            for tp, move in zip(partitions, moves, strict=True):
+                tp.offset = move.new_position
+        for move in moves:
+            if move.fallback_reason:
+                logger.warning(
+                    "kafkashim: %s[%d] starts at %s (%d) on %s: %s",
+                    move.topic,
+                    move.partition,
+                    move.source,
+                    move.new_position,
+                    self.cluster,
+                    move.fallback_reason,
+                )
+        return tuple(moves)
 
     # ----------------------------------------------------------------------- rebalance callbacks
     def _rebalance_callbacks(self) -> dict[str, RebalanceCallback]:
@@ -193,15 +299,15 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         return lambda _handle, partitions: app_cb(self, partitions)
 
     def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
-        positioned: list[TopicPartition] = []
-        if self._position_next_assignment:
+        moves: tuple[PartitionMove, ...] = ()
+        if self._position_next_assignment and partitions:
             self._position_next_assignment = False
-            positioned = apply_strategy(self._settings.offset_strategy, partitions)
+            moves = self._position(handle, partitions)
         self._assign_called = False
         app_cb = self._callbacks.get("on_assign")
         if app_cb is not None:
             app_cb(self, partitions)
-        if positioned and not self._assign_called:
+        if moves and not self._assign_called and self._settings.offset_strategy != "none":
             # confluent_kafka's automatic assign after the callback uses the original list, not our
             # offsets, so assign explicitly.
             if self._incremental():
@@ -209,12 +315,18 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             else:
                 handle.assign(partitions)
         joining = self._joining
-        if joining is not None:
+        if joining is not None and partitions:
             self._joining = None
             plan, handoff_started, armed_at, details = joining
             self._state = CutoverState.STEADY
-            details = {**details, "partitions_positioned": len(positioned)}
-            self._report(plan, CutoverOutcome.COMPLETED, armed_at, time.monotonic() - handoff_started, details=details)
+            self._report(
+                plan,
+                CutoverOutcome.COMPLETED,
+                armed_at,
+                time.monotonic() - handoff_started,
+                details=_summary(details, moves),
+                partitions=moves,
+            )
 
     def _incremental(self) -> bool:
         strategy = str(self._app_conf.get("partition.assignment.strategy", ""))
@@ -345,6 +457,16 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
 
     def __repr__(self) -> str:
         return f"<kafkashim.Consumer cluster={self.cluster!r} epoch={self.epoch} state={self._state.value}>"
+
+
+def _summary(details: dict[str, int | float | str], moves: tuple[PartitionMove, ...]) -> dict[str, int | float | str]:
+    return {
+        **details,
+        "partitions_positioned": len(moves),
+        "partitions_fallback": sum(1 for m in moves if m.fallback_reason),
+        "messages_repeated": sum(m.repeated for m in moves),
+        "messages_skipped": sum(m.skipped for m in moves),
+    }
 
 
 def _bounded(timeout: float | None) -> float:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import cutover_downtime, cutover_duration, cutovers, logger
 
 
@@ -52,6 +53,8 @@ class CutoverEvent:
     downtime_s: float
     error: str | None = None
     details: Mapping[str, int | float | str] = field(default_factory=dict)
+    partitions: tuple[PartitionMove, ...] = ()
+    """Consumer only: where each partition started on the new cluster, and why."""
 
 
 CutoverListener = Callable[[CutoverEvent], None]

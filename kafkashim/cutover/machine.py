@@ -38,6 +38,7 @@ from kafkashim.cutover.events import (
 )
 from kafkashim.cutover.plan import CutoverPlan, merge_client_config, plan_cutover
 from kafkashim.errors import ShimError
+from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import logger
 
 H = TypeVar("H")
@@ -147,6 +148,7 @@ class CutoverMachine(Generic[H]):
         downtime_s: float = 0.0,
         error: str | None = None,
         details: Mapping[str, int | float | str] | None = None,
+        partitions: tuple[PartitionMove, ...] = (),
     ) -> None:
         publish(
             CutoverEvent(
@@ -160,6 +162,7 @@ class CutoverMachine(Generic[H]):
                 downtime_s=downtime_s,
                 error=error,
                 details=dict(details or {}),
+                partitions=partitions,
             ),
             self._listeners,
         )

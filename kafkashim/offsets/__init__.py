@@ -1,5 +1,5 @@
 """Consumer positioning on the new cluster after a cutover (design §5)."""
 
-from kafkashim.offsets.strategies import apply_strategy
+from kafkashim.offsets.strategies import NewClusterFacts, PartitionMove, plan_positions
 
-__all__ = ["apply_strategy"]
+__all__ = ["NewClusterFacts", "PartitionMove", "plan_positions"]
