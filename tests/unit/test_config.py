@@ -97,3 +97,26 @@ def test_settings_are_frozen() -> None:
     settings, _ = split_config({"kafkashim.source": SOURCE}, environ={})
     with pytest.raises(AttributeError):
         settings.source = "file:///elsewhere"  # type: ignore[misc]
+
+
+def test_mm2_needs_the_source_alias() -> None:
+    with pytest.raises(MissingSettingError, match=r"kafkashim.mm2.source.alias") as info:
+        split_config({"kafkashim.source": SOURCE, "kafkashim.offset.strategy": "mm2"}, environ={})
+    assert info.value.key == "kafkashim.mm2.source.alias"
+    settings, _ = split_config(
+        {"kafkashim.source": SOURCE, "kafkashim.offset.strategy": "mm2", "kafkashim.mm2.source.alias": "origin"}, {}
+    )
+    assert (settings.mm2_replication_policy, settings.mm2_separator) == ("default", ".")
+
+
+def test_a_callable_strategy_is_accepted_as_it_is() -> None:
+    def custom(partitions: list[object]) -> list[object]:
+        return partitions
+
+    settings, _ = split_config({"kafkashim.source": SOURCE, "kafkashim.offset.strategy": custom}, {})
+    assert settings.offset_strategy is custom
+
+
+def test_unknown_replication_policy_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="default or identity"):
+        split_config({"kafkashim.source": SOURCE, "kafkashim.mm2.replication.policy": "prefixless"}, {})
