@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from kafkashim.cutover.consumer_handoff import (
     auto_commit_enabled,
@@ -80,6 +80,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         self._last_message_at = 0.0
         self._drain_left = 0
         self._facts = NewClusterFacts()
+        self._callback_errors: list[str] | None = None
         self._timestamps: dict[tuple[str, int], int] = {}
         self._install_hot_path()
         self._start_following()
@@ -176,7 +177,16 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
                 if commit_error is not None:
                     details["commit_error"] = commit_error
                     logger.warning("kafkashim: final commit on %s failed: %s", plan.source.name, commit_error)
-            old.close()  # leaves the group (unless static membership); the application's on_revoke fires here
+            self._callback_errors = []
+            try:
+                old.close()  # leaves the group (unless static membership); the application's on_revoke fires here
+            except KafkaException as exc:
+                self._callback_errors.append(str(exc))
+            finally:
+                errors, self._callback_errors = self._callback_errors, None
+            if errors:
+                details["close_error"] = "; ".join(errors)
+                logger.warning("kafkashim: leaving %s: %s", plan.source.name, details["close_error"])
             self._become_steady(plan, new)
             self._install_hot_path()
             self._drain_left = 0
@@ -296,7 +306,19 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
     def _passing_self(self, app_cb: RebalanceCallback) -> RebalanceCallback:
         # The application sees the shim, not the librdkafka handle, so what it calls on the consumer
         # argument (assign, commit...) follows the cutover too.
-        return lambda _handle, partitions: app_cb(self, partitions)
+        def call(_handle: object, partitions: list[TopicPartition]) -> None:
+            if self._callback_errors is None:
+                app_cb(self, partitions)
+                return
+            # The shim is closing the old consumer for a cutover, not the application: an exception from
+            # its on_revoke must not abort the move halfway (confluent_kafka would re-raise it out of
+            # close() as a KafkaError object that no except clause can catch). Recorded and reported.
+            try:
+                app_cb(self, partitions)
+            except Exception as exc:  # noqa: BLE001
+                self._callback_errors.append(f"the application's rebalance callback raised {exc!r}")
+
+        return call
 
     def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
         moves: tuple[PartitionMove, ...] = ()

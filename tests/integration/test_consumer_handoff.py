@@ -1,0 +1,189 @@
+"""Consumer hand-off details: group members moving together, batches, static membership, callbacks."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from kafkashim import Consumer, CutoverEvent, CutoverOutcome
+from testkit.kafka import KafkaCluster
+from tests.conftest import ControlFile
+from tests.integration.kafka_io import produce_raw
+
+pytestmark = pytest.mark.integration
+
+
+def make(
+    control: ControlFile, group: str, strategy: str = "committed", **extra: Any
+) -> tuple[Consumer, list[CutoverEvent]]:
+    c = Consumer(
+        {
+            "kafkashim.source": control.url,
+            "kafkashim.offset.strategy": strategy,
+            "kafkashim.cutover.drain.quiet.ms": 300,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            **extra,
+        }
+    )
+    events: list[CutoverEvent] = []
+    c.add_cutover_listener(events.append)
+    return c, events
+
+
+def wait(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_two_members_of_one_group_cut_over_together_without_loss_or_repeats(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    produce_raw(origin, topic, range(200))
+    seen: Counter[int] = Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+    members = [make(two_cluster_control, group) for _ in range(2)]
+
+    def run(c: Consumer) -> None:
+        c.subscribe([topic])
+        while not stop.is_set():
+            msg = c.poll(0.1)
+            if msg is not None and msg.error() is None:
+                with lock:
+                    seen[int(msg.value() or b"0")] += 1
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c, _ in members]
+    for t in threads:
+        t.start()
+    wait(lambda: len(seen) >= 200, "the origin's messages")
+    produce_raw(destination, topic, range(1000, 1100))
+    two_cluster_control.flip("destination")
+    wait(lambda: all(events for _, events in members), "both members to move")
+    wait(lambda: len(seen) >= 300, "the destination's messages")
+    time.sleep(1.5)  # a repeat, if any, would arrive now
+    stop.set()
+    for t in threads:
+        t.join(30)
+
+    assert set(seen) == set(range(200)) | set(range(1000, 1100))
+    assert [v for v, n in seen.items() if n > 1] == []
+    assert all(events[0].outcome is CutoverOutcome.COMPLETED for _, events in members)
+
+
+def test_a_batch_in_the_applications_hands_at_the_flip_is_committed_not_repeated(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    produce_raw(origin, topic, range(90))
+    c, events = make(two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", strategy="committed")
+    c.subscribe([topic])
+    seen: Counter[int] = Counter()
+    deadline = time.monotonic() + 60
+    batch: list[Any] = []
+    while not batch:
+        assert time.monotonic() < deadline
+        batch = [m for m in c.consume(30, 0.5) if m.error() is None]
+    # The flip lands while the application still holds this batch; it processes it, then asks again.
+    two_cluster_control.flip("destination")
+    produce_raw(destination, topic, range(1000, 1030))
+    time.sleep(0.5)
+    for msg in batch:
+        seen[int(msg.value() or b"0")] += 1
+    while len(seen) < 120:
+        assert time.monotonic() < deadline, f"{len(seen)} consumed"
+        for msg in c.consume(30, 0.5):  # the application processes a batch, then asks for the next
+            if msg.error() is None:
+                seen[int(msg.value() or b"0")] += 1
+    c.close()
+    # The batch was processed before the next consume(), so the hand-off committed past it.
+    assert set(seen) == set(range(90)) | set(range(1000, 1030))
+    assert [v for v, n in seen.items() if n > 1] == []
+    assert events[0].outcome is CutoverOutcome.COMPLETED
+
+
+def test_static_membership_moves_but_the_old_group_keeps_the_member_until_its_session_times_out(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    produce_raw(origin, topic, range(30))
+    c, events = make(
+        two_cluster_control,
+        group,
+        strategy="earliest",
+        **{"group.instance.id": "billing-1", "session.timeout.ms": 45000},
+    )
+    c.subscribe([topic])
+    seen: Counter[int] = Counter()
+    deadline = time.monotonic() + 60
+    while len(seen) < 30:
+        assert time.monotonic() < deadline
+        msg = c.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen[int(msg.value() or b"0")] += 1
+    produce_raw(destination, topic, range(100, 110))
+    two_cluster_control.flip("destination")
+    while len(seen) < 40:
+        assert time.monotonic() < deadline
+        msg = c.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen[int(msg.value() or b"0")] += 1
+    # A static member sends no LeaveGroup: on the old cluster the group still lists it until
+    # session.timeout.ms passes, so the origin sees no rebalance for the cutover.
+    admin = AdminClient({"bootstrap.servers": origin.bootstrap_servers})
+    described = admin.describe_consumer_groups([group], request_timeout=20)
+    members = described[group].result(timeout=30).members
+    assert [m.group_instance_id for m in members] == ["billing-1"]
+    c.close()
+    assert set(seen) == set(range(30)) | set(range(100, 110))
+    assert events[0].outcome is CutoverOutcome.COMPLETED
+
+
+def test_rebalance_callbacks_follow_the_consumer_and_receive_the_shim(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    calls: list[tuple[str, Any, list[int]]] = []
+
+    def on_assign(consumer: Any, partitions: list[TopicPartition]) -> None:
+        calls.append(("assign", consumer, sorted(tp.partition for tp in partitions)))
+
+    def on_revoke(consumer: Any, partitions: list[TopicPartition]) -> None:
+        calls.append(("revoke", consumer, sorted(tp.partition for tp in partitions)))
+        if len(calls) == 2:  # the cutover's revoke, on the old cluster
+            # Raises _NO_OFFSET: the hand-off has already committed everything.
+            consumer.commit(asynchronous=False)
+
+    produce_raw(origin, topic, range(12))
+    c, events = make(two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", strategy="earliest")
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < 12:
+        assert time.monotonic() < deadline
+        msg = c.poll(0.2)
+        seen += msg is not None and msg.error() is None
+    two_cluster_control.flip("destination")
+    while not events:
+        assert time.monotonic() < deadline
+        c.poll(0.1)
+    c.close()
+    kinds = [(kind, parts) for kind, _c, parts in calls]
+    assert kinds[0] == ("assign", [0, 1, 2])
+    assert ("revoke", [0, 1, 2]) in kinds
+    assert kinds.count(("assign", [0, 1, 2])) == 2  # once per cluster
+    assert all(consumer is c for _k, consumer, _p in calls)
+    # Its commit found nothing new (the hand-off had committed) and raised; the cutover went on, noted.
+    assert "No offset stored" in str(events[0].details["close_error"])
+    assert "rebalance callback raised" in str(events[0].details["close_error"])
+    assert events[0].outcome is CutoverOutcome.COMPLETED
