@@ -170,7 +170,10 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         with self._lock:
             old = self._handle
             started = time.monotonic()
-            details: dict[str, int | float | str] = {"unread_left_on_old": self._drain_left}
+            details: dict[str, int | float | str] = {
+                "unread_left_on_old": self._drain_left,
+                "drain_s": round(started - self._armed_at, 4),
+            }
             facts = self._facts_from_old(plan, old)
             if auto_commit_enabled(self._app_conf):
                 commit_error = commit_processed(old)
@@ -184,6 +187,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
                 self._callback_errors.append(str(exc))
             finally:
                 errors, self._callback_errors = self._callback_errors, None
+            details["leave_s"] = round(time.monotonic() - started, 4)
             if errors:
                 details["close_error"] = "; ".join(errors)
                 logger.warning("kafkashim: leaving %s: %s", plan.source.name, details["close_error"])
