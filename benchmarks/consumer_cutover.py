@@ -16,6 +16,7 @@ KIP-848 (``group.protocol=consumer``), to see whether the new protocol shortens 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -60,7 +61,7 @@ def write_control(path: Path, clusters: dict[str, KafkaCluster], active: str) ->
 def downtimes(receipts: list[tuple[float, str]]) -> list[float]:
     """Gaps between the last receipt from one cluster and the first from the next."""
     out = []
-    for (t0, c0), (t1, c1) in zip(receipts, receipts[1:], strict=False):
+    for (t0, c0), (t1, c1) in itertools.pairwise(receipts):
         if c0 != c1:
             out.append(t1 - t0)
     return out
