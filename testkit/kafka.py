@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from testkit.jars import java_executable, resolve_classpath
 
@@ -75,15 +76,32 @@ def _java_command(main_class: str, work_dir: Path, log_file: Path, args: Iterabl
     ]
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+class JavaProcess:
+    """One JVM of the kit: started in its own session with output to a file, stopped with SIGTERM."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out: IO[bytes] | None = None
+
+    def launch(self, cmd: list[str], stdout_path: Path) -> None:
+        self._out = open(stdout_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout_s: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
 
 @dataclass
@@ -96,8 +114,7 @@ class KafkaCluster:
     port: int = 0
     controller_port: int = 0
     cluster_id: str = ""
-    _proc: subprocess.Popen[bytes] | None = None
-    _out: object = None
+    _jvm: JavaProcess = field(default_factory=JavaProcess, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -156,11 +173,10 @@ class KafkaCluster:
         if not (self.work_dir / "data" / "meta.properties").exists():
             self.format_storage()
         cmd = _java_command("kafka.Kafka", self.work_dir, self.log_file, [str(self.work_dir / "server.properties")])
-        self._out = open(self.work_dir / "stdout.log", "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._jvm.launch(cmd, self.work_dir / "stdout.log")
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._jvm.running()
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Block until the broker answers a metadata request (real protocol round trip, not just a port)."""
@@ -180,11 +196,7 @@ class KafkaCluster:
         raise RuntimeError(f"Kafka cluster {self.name!r} not ready after {timeout_s:.0f}s; see {self.log_file}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        _stop_process(self._proc, timeout_s)
-        self._proc = None
-        if self._out is not None:
-            self._out.close()  # type: ignore[attr-defined]
-            self._out = None
+        self._jvm.stop(timeout_s)
 
     def create_topic(self, topic: str, partitions: int = 3, config: Mapping[str, str] | None = None) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
@@ -255,8 +267,7 @@ class MirrorMaker2:
     topics: str = ".*"
     groups: str = ".*"
     extra_properties: Mapping[str, object] = field(default_factory=dict)
-    _proc: subprocess.Popen[bytes] | None = None
-    _out: object = None
+    _jvm: JavaProcess = field(default_factory=JavaProcess, repr=False)
 
     @property
     def log_file(self) -> Path:
@@ -303,15 +314,10 @@ class MirrorMaker2:
             self.log_file,
             [str(config), "--clusters", self.target.name],
         )
-        self._out = open(self.work_dir / "stdout.log", "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._jvm.launch(cmd, self.work_dir / "stdout.log")
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._jvm.running()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        _stop_process(self._proc, timeout_s)
-        self._proc = None
-        if self._out is not None:
-            self._out.close()  # type: ignore[attr-defined]
-            self._out = None
+        self._jvm.stop(timeout_s)

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
-from typing import Any
 
 import pytest
 
-from kafkashim import Consumer, CutoverEvent, CutoverOutcome, CutoverState
+from kafkashim import CutoverOutcome, CutoverState
 from testkit.kafka import KafkaCluster
 from tests.conftest import ControlFile
+from tests.integration.consumers import consume_until, shim_consumer
 from tests.integration.kafka_io import produce_raw
 
 pytestmark = pytest.mark.integration
-
-
-def shim_consumer(control: ControlFile, strategy: str, **extra: Any) -> tuple[Consumer, list[CutoverEvent]]:
-    c = Consumer(
-        {
-            "kafkashim.source": control.url,
-            "kafkashim.offset.strategy": strategy,
-            "kafkashim.cutover.drain.quiet.ms": 300,
-            "group.id": f"g-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            **extra,
-        }
-    )
-    events: list[CutoverEvent] = []
-    c.add_cutover_listener(events.append)
-    return c, events
-
-
-def consume_until(c: Consumer, seen: Counter[int], done: Any, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"timed out: {sum(seen.values())} consumed, state {c.cutover_state}"
-        msg = c.poll(0.2)
-        if msg is None or msg.error():
-            continue
-        seen[int(msg.value())] += 1
 
 
 def test_earliest_reads_every_message_once_across_a_cutover(

@@ -6,44 +6,19 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from kafkashim import Consumer, CutoverEvent, CutoverOutcome
+from kafkashim import Consumer, CutoverOutcome
 from testkit.kafka import KafkaCluster
 from tests.conftest import ControlFile
+from tests.integration.consumers import shim_consumer, wait
 from tests.integration.kafka_io import produce_raw
 
 pytestmark = pytest.mark.integration
-
-
-def make(
-    control: ControlFile, group: str, strategy: str = "committed", **extra: Any
-) -> tuple[Consumer, list[CutoverEvent]]:
-    c = Consumer(
-        {
-            "kafkashim.source": control.url,
-            "kafkashim.offset.strategy": strategy,
-            "kafkashim.cutover.drain.quiet.ms": 300,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            **extra,
-        }
-    )
-    events: list[CutoverEvent] = []
-    c.add_cutover_listener(events.append)
-    return c, events
-
-
-def wait(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_two_members_of_one_group_cut_over_together_without_loss_or_repeats(
@@ -54,7 +29,7 @@ def test_two_members_of_one_group_cut_over_together_without_loss_or_repeats(
     seen: Counter[int] = Counter()
     lock = threading.Lock()
     stop = threading.Event()
-    members = [make(two_cluster_control, group) for _ in range(2)]
+    members = [shim_consumer(two_cluster_control, "committed", group) for _ in range(2)]
 
     def run(c: Consumer) -> None:
         c.subscribe([topic])
@@ -87,7 +62,7 @@ def test_a_batch_in_the_applications_hands_at_the_flip_is_committed_not_repeated
     two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
 ) -> None:
     produce_raw(origin, topic, range(90))
-    c, events = make(two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", strategy="committed")
+    c, events = shim_consumer(two_cluster_control, "committed")
     c.subscribe([topic])
     seen: Counter[int] = Counter()
     deadline = time.monotonic() + 60
@@ -118,10 +93,10 @@ def test_static_membership_moves_but_the_old_group_keeps_the_member_until_its_se
 ) -> None:
     group = f"g-{uuid.uuid4().hex[:6]}"
     produce_raw(origin, topic, range(30))
-    c, events = make(
+    c, events = shim_consumer(
         two_cluster_control,
+        "earliest",
         group,
-        strategy="earliest",
         **{"group.instance.id": "billing-1", "session.timeout.ms": 45000},
     )
     c.subscribe([topic])
@@ -165,7 +140,7 @@ def test_rebalance_callbacks_follow_the_consumer_and_receive_the_shim(
             consumer.commit(asynchronous=False)
 
     produce_raw(origin, topic, range(12))
-    c, events = make(two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", strategy="earliest")
+    c, events = shim_consumer(two_cluster_control, "earliest")
     c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
     seen = 0
     deadline = time.monotonic() + 60

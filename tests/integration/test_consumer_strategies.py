@@ -6,67 +6,40 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer as RawConsumer
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka import Producer as RawProducer
-from confluent_kafka import TopicPartition
 
-from kafkashim import Consumer, CutoverEvent, CutoverOutcome
+from kafkashim import CutoverOutcome
 from kafkashim.cutover.consumer_handoff import reader_config
 from kafkashim.offsets.checkpoints import read_checkpoints
 from testkit.kafka import KafkaCluster, MirrorMaker2
 from tests.conftest import ControlFile
+from tests.integration.consumers import consume_until, shim_consumer, wait
 from tests.integration.kafka_io import produce_raw, read_raw
 
 pytestmark = pytest.mark.integration
 
 IDENTITY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
-# One offset sync per record: MM2's translation is then exact (it is conservative otherwise: up to
-# offset.lag.max=100 records re-read per partition).
-EXACT = {"offset.lag.max": 0}
-
-
-def wait(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+# One offset sync per record, and syncs that MM2 delayed (it keeps at most 10 in flight and skips the
+# rest until its next offset flush, 60 s by default) flushed every second: the translation of the final
+# position then becomes exact. Conservative otherwise: records re-read, never skipped.
+EXACT = {"offset.lag.max": 0, "offset.flush.interval.ms": 1000}
 
 
 def committed_on(cluster: KafkaCluster, group: str, topic: str) -> list[int]:
     probe = RawConsumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": group})
     try:
-        return [tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)]
+        for _ in range(20):
+            try:
+                return [tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)]
+            except KafkaException:  # NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS on a fresh cluster
+                time.sleep(0.5)
+        raise AssertionError(f"no committed offsets readable for {group} on {cluster.name}")
     finally:
         probe.close()
-
-
-def shim_consumer(control: ControlFile, group: str, strategy: Any, **extra: Any) -> tuple[Consumer, list[CutoverEvent]]:
-    c = Consumer(
-        {
-            "kafkashim.source": control.url,
-            "kafkashim.offset.strategy": strategy,
-            "kafkashim.cutover.drain.quiet.ms": 300,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "auto.commit.interval.ms": 200,
-            **extra,
-        }
-    )
-    events: list[CutoverEvent] = []
-    c.add_cutover_listener(events.append)
-    return c, events
-
-
-def consume_until(c: Consumer, seen: Counter[str], done: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"timed out: {sum(seen.values())} consumed, state {c.cutover_state}"
-        msg = c.poll(0.2)
-        if msg is not None and msg.error() is None:
-            seen[(msg.value() or b"").decode()] += 1
 
 
 def test_committed_after_mm2_group_offset_sync_loses_and_repeats_nothing(
@@ -83,9 +56,9 @@ def test_committed_after_mm2_group_offset_sync_loses_and_repeats_nothing(
         groups=group,
         extra_properties={"replication.policy.class": IDENTITY, "sync.group.offsets.enabled": "true", **EXACT},
     )
-    c, events = shim_consumer(two_cluster_control, group, "committed")
+    c, events = shim_consumer(two_cluster_control, "committed", group)
     c.subscribe([topic])
-    seen: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 300)
 
     # Stop-Restart-Repeat: wait until MM2 has replicated everything and synced the group's offsets.
@@ -104,7 +77,7 @@ def test_committed_after_mm2_group_offset_sync_loses_and_repeats_nothing(
     c.poll(0.5)
     c.close()
 
-    assert set(seen) == {str(i) for i in [*range(300), *range(1000, 1050)]}
+    assert set(seen) == set(range(300)) | set(range(1000, 1050))
     assert [v for v, n in seen.items() if n > 1] == []
     event = events[0]
     assert event.outcome is CutoverOutcome.COMPLETED
@@ -126,9 +99,9 @@ def test_mm2_translation_under_the_default_policy_reads_the_remote_topic_from_th
     destination.create_topic(topic, partitions=3)  # where producers write after their own cutover
     produce_raw(origin, topic, range(300))
     mirror_maker(topics=topic, groups=group, extra_properties={"sync.group.offsets.enabled": "false", **EXACT})
-    c, events = shim_consumer(two_cluster_control, group, "mm2", **{"kafkashim.mm2.source.alias": "origin"})
+    c, events = shim_consumer(two_cluster_control, "mm2", group, **{"kafkashim.mm2.source.alias": "origin"})
     c.subscribe([topic])
-    seen: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 300)
 
     remote = f"origin.{topic}"
@@ -136,8 +109,14 @@ def test_mm2_translation_under_the_default_policy_reads_the_remote_topic_from_th
 
     def checkpointed() -> bool:
         cps = read_checkpoints(conf, "origin", group, 10) or {}
-        upstream = {p: cps[(remote, p)].upstream_offset for p in range(3) if (remote, p) in cps}
-        return upstream == dict(enumerate(committed_on(origin, group, topic))) and sum(upstream.values()) == 300
+        pairs = {
+            p: (cps[(remote, p)].upstream_offset, cps[(remote, p)].downstream_offset)
+            for p in range(3)
+            if (remote, p) in cps
+        }
+        # A fresh remote topic copies offsets one to one, so an exact translation maps U to U.
+        final = committed_on(origin, group, topic)
+        return pairs == {p: (off, off) for p, off in enumerate(final)} and sum(final) == 300
 
     wait(checkpointed, "MM2 to checkpoint the group's final offsets")
     two_cluster_control.flip("destination")
@@ -148,7 +127,7 @@ def test_mm2_translation_under_the_default_policy_reads_the_remote_topic_from_th
     c.poll(0.5)
     c.close()
 
-    assert set(seen) == {str(i) for i in [*range(300), *range(1000, 1050)]}
+    assert set(seen) == set(range(300)) | set(range(1000, 1050))
     assert [v for v, n in seen.items() if n > 1] == [], "the replicated copy was read again"
     moves = {(m.topic, m.partition): m for m in events[0].partitions}
     # The remote copy starts exactly at the translation of the final position: nothing repeated...
@@ -164,18 +143,16 @@ def test_mm2_without_a_checkpoints_topic_falls_back_and_says_so(
 ) -> None:
     produce_raw(origin, topic, range(30))
     produce_raw(destination, topic, range(100, 130))
-    c, events = shim_consumer(
-        two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", "mm2", **{"kafkashim.mm2.source.alias": "nowhere"}
-    )
+    c, events = shim_consumer(two_cluster_control, "mm2", **{"kafkashim.mm2.source.alias": "nowhere"})
     c.subscribe([topic])
-    seen: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 30)
     two_cluster_control.flip("destination")
     consume_until(c, seen, lambda: len(seen) >= 60)
     c.close()
     assert "nowhere.checkpoints.internal not found" in str(events[0].details["mm2_checkpoints"])
     assert events[0].details["partitions_fallback"] == 3
-    assert set(seen) == {str(i) for i in [*range(30), *range(100, 130)]}
+    assert set(seen) == set(range(30)) | set(range(100, 130))
 
 
 def test_timestamp_rewind_repeats_exactly_the_messages_inside_the_window(
@@ -189,11 +166,9 @@ def test_timestamp_rewind_repeats_exactly_the_messages_inside_the_window(
             p.produce(topic, key=f"k{i % 5}", value=str(i).encode(), timestamp=base + i * 10)
         assert p.flush(30) == 0
     rewind_ms = 200
-    c, events = shim_consumer(
-        two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", "timestamp", **{"kafkashim.offset.rewind.ms": rewind_ms}
-    )
+    c, events = shim_consumer(two_cluster_control, "timestamp", **{"kafkashim.offset.rewind.ms": rewind_ms})
     c.subscribe([topic])
-    seen: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 300)
     two_cluster_control.flip("destination")
     consume_until(c, seen, lambda: bool(events) and c.cluster == "destination")
@@ -209,7 +184,7 @@ def test_timestamp_rewind_repeats_exactly_the_messages_inside_the_window(
         if int(value) < 300:
             by_partition[partition].append(base + int(value) * 10)
     expected = sum(sum(1 for ts in stamps if ts >= max(stamps) - rewind_ms) for stamps in by_partition.values())
-    assert set(seen) == {str(i) for i in [*range(300), *range(1000, 1030)]}, "lost messages"
+    assert set(seen) == set(range(300)) | set(range(1000, 1030)), "lost messages"
     duplicates = sum(n - 1 for n in seen.values())
     assert duplicates == expected
     assert all(n <= 2 for n in seen.values())
@@ -230,9 +205,9 @@ def test_a_custom_strategy_positions_the_partitions(
         calls.append(partitions)
         return [TopicPartition(tp.topic, tp.partition, 5) for tp in partitions]
 
-    c, events = shim_consumer(two_cluster_control, f"g-{uuid.uuid4().hex[:6]}", skip_five)
+    c, events = shim_consumer(two_cluster_control, skip_five)
     c.subscribe([topic])
-    seen: Counter[str] = Counter()
+    seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 10)
     two_cluster_control.flip("destination")
     consume_until(c, seen, lambda: len(seen) >= 25)  # 10 per partition, 5 skipped in each
