@@ -12,11 +12,3 @@ def remote_topic(topic: str, alias: str, policy: str, separator: str = ".") -> s
     if policy == "identity":
         return topic
     return f"{alias}{separator}{topic}"
-
-
-def upstream_topic(topic: str, alias: str, policy: str, separator: str = ".") -> str:
-    """The inverse of `remote_topic` for a name on the target cluster (unchanged if not a remote name)."""
-    prefix = f"{alias}{separator}"
-    if policy != "identity" and topic.startswith(prefix):
-        return topic[len(prefix) :]
-    return topic

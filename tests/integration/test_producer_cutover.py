@@ -119,6 +119,9 @@ def test_unreachable_destination_fails_safely_and_the_producer_stays_on_origin(
     p, ledger, events = shim_producer(
         control, **{"kafkashim.cutover.timeout.ms": 500, "kafkashim.cutover.retry.interval.ms": 0}
     )
+    removed: list[CutoverEvent] = []
+    p.add_cutover_listener(removed.append)
+    p.remove_cutover_listener(removed.append)
     control.flip("nowhere")
     deadline = time.monotonic() + 20
     while not events:
@@ -129,6 +132,7 @@ def test_unreachable_destination_fails_safely_and_the_producer_stays_on_origin(
         ledger.produce(p, topic)
     assert p.flush(30) == 0
     assert events[0].outcome is CutoverOutcome.FAILED
+    assert removed == []
     assert "nowhere" in (events[0].error or "") and "kafkashim.cutover.timeout.ms=500" in (events[0].error or "")
     assert p.cluster == "origin"
     assert p.cutover_state is CutoverState.STEADY

@@ -15,7 +15,7 @@ from kafkashim.offsets.checkpoints import (
     newest_checkpoints,
 )
 from kafkashim.offsets.strategies import NewClusterFacts, plan_positions
-from kafkashim.offsets.topics import remote_topic, upstream_topic
+from kafkashim.offsets.topics import remote_topic
 
 K = ("orders", 0)
 
@@ -85,8 +85,6 @@ def test_topic_names_follow_the_replication_policy() -> None:
     assert remote_topic("orders", "origin", "default") == "origin.orders"
     assert remote_topic("orders", "origin", "default", "_") == "origin_orders"
     assert remote_topic("orders", "origin", "identity") == "orders"
-    assert upstream_topic("origin.orders", "origin", "default") == "orders"
-    assert upstream_topic("orders", "origin", "default") == "orders"
 
 
 def test_checkpoint_round_trip_matches_the_documented_layout() -> None:
