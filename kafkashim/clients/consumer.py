@@ -146,6 +146,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             )
             self._drain_left = lag
             self._state = CutoverState.HANDING_OFF
+            self._phase("drained", {"kafkashim.unread_left": lag, "kafkashim.drain.timed_out": True})
             return False
         quiet_s = self._settings.seconds(self._settings.cutover_drain_quiet_ms)
         if now < self._next_drain_check or now - self._last_message_at < quiet_s:
@@ -155,6 +156,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             return True
         self._drain_left = 0
         self._state = CutoverState.HANDING_OFF
+        self._phase("drained", {"kafkashim.unread_left": 0})
         return False
 
     def _hand_off(self) -> None:
@@ -196,6 +198,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             self._drain_left = 0
             self._facts = facts
             self._translate_for_mm2(plan, facts, details)
+            self._phase("switched", {"kafkashim.cluster": plan.target.name})
             if self._topics is not None:
                 self._state = CutoverState.JOINING
                 self._joining = (plan, started, self._armed_at, details)
@@ -206,7 +209,9 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             if self._manual:
                 partitions = [TopicPartition(tp.topic, tp.partition) for tp in self._manual]
                 moves = self._position(new, partitions)
+                self._phase_positioned(moves)
                 self._handle.assign(partitions)
+        self._phase("resumed")
         self._report(
             plan,
             CutoverOutcome.COMPLETED,
@@ -298,6 +303,17 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
                 )
         return tuple(moves)
 
+    def _phase_positioned(self, moves: tuple[PartitionMove, ...]) -> None:
+        self._phase(
+            "positioned",
+            {
+                "kafkashim.partitions": len(moves),
+                "kafkashim.partitions.fallback": sum(1 for m in moves if m.fallback_reason),
+                "kafkashim.messages.repeated": sum(m.repeated for m in moves),
+                "kafkashim.messages.skipped": sum(m.skipped for m in moves),
+            },
+        )
+
     # ----------------------------------------------------------------------- rebalance callbacks
     def _rebalance_callbacks(self) -> dict[str, RebalanceCallback]:
         wrapped: dict[str, RebalanceCallback] = {"on_assign": self._on_assign}
@@ -329,6 +345,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         if self._position_next_assignment and partitions:
             self._position_next_assignment = False
             moves = self._position(handle, partitions)
+            self._phase_positioned(moves)
         self._assign_called = False
         app_cb = self._callbacks.get("on_assign")
         if app_cb is not None:
@@ -345,6 +362,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             self._joining = None
             plan, handoff_started, armed_at, details = joining
             self._state = CutoverState.STEADY
+            self._phase("resumed")
             self._report(
                 plan,
                 CutoverOutcome.COMPLETED,

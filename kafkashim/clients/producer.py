@@ -157,6 +157,7 @@ class Producer(CutoverMachine[Route]):
         salvaged, maybe_delivered = flush_or_salvage(
             old_route, self._settings.seconds(self._settings.cutover_flush_timeout_ms)
         )
+        self._phase("drained", {"kafkashim.messages.resent": len(salvaged)})
         new = new_route.handle
         try:
             if self._txn_init_args is not None:
@@ -180,6 +181,7 @@ class Producer(CutoverMachine[Route]):
 
         held = self._held.release_into(new, switch)
         downtime_s = time.monotonic() - started
+        self._phase("switched", {"kafkashim.messages.held": held})
         close_later(
             old_route.handle,
             _RETIRE_DELAY_S,
@@ -190,6 +192,7 @@ class Producer(CutoverMachine[Route]):
                 plan.source.name,
             ),
         )
+        self._phase("resumed")
         self._report(
             plan,
             CutoverOutcome.COMPLETED,

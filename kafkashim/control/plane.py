@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 
 from kafkashim.control.document import ControlDocument
 from kafkashim.control.sources import Source, open_source
-from kafkashim.errors import ShimError
-from kafkashim.telemetry import control_errors, logger
+from kafkashim.errors import InvalidDocumentError, ShimError
+from kafkashim.telemetry import control_errors, documents_rejected, logger
 
 Subscriber = Callable[[ControlDocument], None]
 
@@ -97,5 +97,8 @@ class ControlPlane:
                 logger.exception("kafkashim: a client failed to take control document epoch %s", doc.epoch)
 
     def _on_error(self, exc: ShimError) -> None:
-        control_errors.add(1, {"kafkashim.source.kind": self._kind})
+        attrs = {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__}
+        control_errors.add(1, attrs)
+        if isinstance(exc, InvalidDocumentError):
+            documents_rejected.add(1, attrs)
         logger.error("kafkashim: %s (staying on control document epoch %s)", exc, self._current.epoch)

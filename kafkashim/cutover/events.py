@@ -7,7 +7,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kafkashim.offsets.strategies import PartitionMove
-from kafkashim.telemetry import cutover_downtime, cutover_duration, cutovers, logger
+from kafkashim.telemetry import (
+    Attributes,
+    CutoverSpan,
+    cutover_downtime,
+    cutover_duration,
+    cutovers,
+    logger,
+    messages_held,
+    messages_resent,
+    positions_fallback,
+    positions_repeated,
+    positions_skipped,
+)
 
 
 class CutoverState(StrEnum):
@@ -60,12 +72,40 @@ class CutoverEvent:
 CutoverListener = Callable[[CutoverEvent], None]
 
 
-def publish(event: CutoverEvent, listeners: list[CutoverListener]) -> None:
-    """Record ``event`` in telemetry and the log, then call each listener (a failing one is logged)."""
-    attrs = {"kafkashim.role": event.role, "kafkashim.outcome": event.outcome.value}
+def publish(
+    event: CutoverEvent,
+    listeners: list[CutoverListener],
+    client_attributes: Attributes,
+    span: CutoverSpan | None = None,
+) -> None:
+    """Record ``event`` in metrics, the cutover span and the log, then call each listener (a failing one
+    is logged)."""
+    completed = event.outcome is CutoverOutcome.COMPLETED
+    attrs = {
+        **client_attributes,
+        "kafkashim.outcome": event.outcome.value,
+        "kafkashim.cluster": event.to_cluster if completed else event.from_cluster,
+        "kafkashim.epoch": event.epoch,
+    }
     cutovers.add(1, attrs)
     cutover_duration.record(event.duration_s, attrs)
-    if event.outcome is CutoverOutcome.COMPLETED:
+    for instrument, key in (
+        (messages_resent, "messages_resent"),
+        (messages_held, "messages_held"),
+        (positions_repeated, "messages_repeated"),
+        (positions_skipped, "messages_skipped"),
+        (positions_fallback, "partitions_fallback"),
+    ):
+        value = event.details.get(key)
+        if isinstance(value, int) and value > 0:
+            instrument.add(value, attrs)
+    if span is not None:
+        span.end(
+            event.outcome.value,
+            event.error,
+            {"kafkashim.cutover.duration_s": event.duration_s, "kafkashim.cutover.downtime_s": event.downtime_s},
+        )
+    if completed:
         cutover_downtime.record(event.downtime_s, attrs)
         logger.info(
             "kafkashim: %s moved %s -> %s (epoch %s, %s) in %.1f ms, downtime %.1f ms",

@@ -39,7 +39,7 @@ from kafkashim.cutover.events import (
 from kafkashim.cutover.plan import CutoverPlan, merge_client_config, plan_cutover
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
-from kafkashim.telemetry import logger
+from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
 
 H = TypeVar("H")
 
@@ -80,6 +80,8 @@ class CutoverMachine(Generic[H]):
         # While a hand-off runs, a newer document waits here instead of cancelling the handle in use.
         self._handing_off = False
         self._deferred: ControlDocument | None = None
+        self._span: CutoverSpan | None = None
+        register_client(self)
         self._closed = False
         self._unsubscribe: Callable[[], None] = lambda: None
 
@@ -132,6 +134,8 @@ class CutoverMachine(Generic[H]):
     # ---------------------------------------------------------------------------------- helpers
     def _config_for(self, profile: ClusterProfile) -> dict[str, Any]:
         conf, overridden = merge_client_config(self._app_conf, profile, self._settings.allow_local_override)
+        if _positive(conf.get("statistics.interval.ms")):
+            conf["stats_cb"] = statistics_bridge(conf.get("stats_cb"), self.telemetry_attributes)
         if overridden and not self._overrides_logged:
             self._overrides_logged = True
             logger.info(
@@ -165,7 +169,39 @@ class CutoverMachine(Generic[H]):
                 partitions=partitions,
             ),
             self._listeners,
+            self.telemetry_attributes(),
+            self._take_span(),
         )
+
+    # ------------------------------------------------------------------------------ telemetry
+    def telemetry_attributes(self) -> dict[str, str | int | float | bool]:
+        """Attributes of this client's metrics (OpenTelemetry messaging conventions); never a secret."""
+        attrs: dict[str, str | int | float | bool] = {
+            "messaging.system": "kafka",
+            "kafkashim.role": self._role,
+            # Statistics can arrive before __init__ has recorded the profile.
+            "kafkashim.cluster": self._profile.name if hasattr(self, "_profile") else "",
+        }
+        client_id = self._app_conf.get("client.id")
+        if isinstance(client_id, str):
+            attrs["messaging.client.id"] = client_id
+        group = self._app_conf.get("group.id")
+        if self._role == "consumer" and isinstance(group, str):
+            attrs["messaging.consumer.group.name"] = group
+        strategy = self._settings.offset_strategy
+        if self._role == "consumer":
+            attrs["kafkashim.strategy"] = strategy if isinstance(strategy, str) else "custom"
+        return attrs
+
+    def _phase(self, name: str, attributes: Mapping[str, str | int | float | bool] | None = None) -> None:
+        """Add a phase event to the span of the cutover under way."""
+        span = self._span
+        if span is not None:
+            span.phase(name, attributes)
+
+    def _take_span(self) -> CutoverSpan | None:
+        span, self._span = self._span, None
+        return span
 
     def _become_steady(self, plan: CutoverPlan, handle: H) -> None:
         """Adopt ``handle`` as the client's connection to ``plan.target`` (lock held)."""
@@ -212,11 +248,24 @@ class CutoverMachine(Generic[H]):
                 self._disarm()
                 self._discard_handle(stale)
             plan = plan_cutover(self._profile, doc)
+            superseded = self._take_span()
+            if superseded is not None:
+                superseded.end("superseded")
             if plan is None:
                 self._epoch = doc.epoch
                 self._state = CutoverState.STEADY
                 return
             self._state = CutoverState.PREPARING
+            self._span = CutoverSpan(
+                {
+                    **self.telemetry_attributes(),
+                    "kafkashim.cutover.from": plan.source.name,
+                    "kafkashim.cutover.to": plan.target.name,
+                    "kafkashim.cutover.reason": plan.reason.value,
+                    "kafkashim.epoch": plan.epoch,
+                }
+            )
+            self._phase("change_detected", {"kafkashim.epoch": plan.epoch})
         threading.Thread(
             target=self._prepare, args=(plan, generation), name=f"kafkashim-prepare-{self._role}", daemon=True
         ).start()
@@ -252,6 +301,7 @@ class CutoverMachine(Generic[H]):
                 return
             self._ready = (plan, handle)
             self._armed_at = started
+            self._phase("destination_connected", {"kafkashim.cluster": plan.target.name})
             self._arm()
 
     def _claim(self) -> tuple[CutoverPlan, H] | None:
@@ -287,6 +337,17 @@ class CutoverMachine(Generic[H]):
                 self._disarm()
                 self._discard_handle(stale)
             self._state = CutoverState.CLOSED
+            span = self._take_span()
+            if span is not None:
+                span.end("cancelled")
+        unregister_client(self)
         self._unsubscribe()
         self._plane.release()
         return self._handle
+
+
+def _positive(value: object) -> bool:
+    try:
+        return int(str(value)) > 0
+    except ValueError:
+        return False
