@@ -34,9 +34,21 @@ def produce_raw(cluster: KafkaCluster, topic: str, seqs: Iterable[int], keys: in
     assert p.flush(30) == 0
 
 
+def read_raw_with_headers(cluster: KafkaCluster, topic: str) -> list[tuple[bytes, list[str]]]:
+    """(value, header names) of every record of ``topic``."""
+    return [(value, names) for _p, _o, _k, value, names in _read(cluster, topic, 0, 60.0)]
+
+
 def read_raw(
     cluster: KafkaCluster, topic: str, expect_at_least: int = 0, timeout_s: float = 60.0
 ) -> list[tuple[int, int, bytes, bytes]]:
+    """(partition, offset, key, value) of every committed record in ``topic``; see `_read`."""
+    return [(p, o, k, v) for p, o, k, v, _h in _read(cluster, topic, expect_at_least, timeout_s)]
+
+
+def _read(
+    cluster: KafkaCluster, topic: str, expect_at_least: int, timeout_s: float
+) -> list[tuple[int, int, bytes, bytes, list[str]]]:
     """(partition, offset, key, value) of every committed record in ``topic``, read from the beginning of
     every partition to its end (librdkafka's partition-EOF event, which also steps over transaction
     markers). ``expect_at_least`` waits for records still being replicated (MirrorMaker 2)."""
@@ -50,7 +62,7 @@ def read_raw(
         }
     )
     deadline = time.monotonic() + timeout_s
-    out: list[tuple[int, int, bytes, bytes]] = []
+    out: list[tuple[int, int, bytes, bytes, list[str]]] = []
     try:
         while True:
             metadata = c.list_topics(topic, timeout=10).topics[topic]
@@ -70,7 +82,8 @@ def read_raw(
                         continue
                     raise AssertionError(f"read error on {cluster.name}: {err}")
                 at_end.discard(msg.partition())
-                out.append((msg.partition(), msg.offset(), msg.key() or b"", msg.value() or b""))
+                names = [name for name, _ in (msg.headers() or [])]
+                out.append((msg.partition(), msg.offset(), msg.key() or b"", msg.value() or b"", names))
             if len(out) >= expect_at_least:
                 return out
             time.sleep(0.5)
