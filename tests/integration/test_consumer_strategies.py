@@ -62,13 +62,11 @@ def test_committed_after_mm2_group_offset_sync_loses_and_repeats_nothing(
     consume_until(c, seen, lambda: len(seen) >= 300)
 
     # Stop-Restart-Repeat: wait until MM2 has replicated everything and synced the group's offsets.
-    wait(
-        lambda: (
-            committed_on(origin, group, topic) == committed_on(destination, group, topic)
-            and sum(committed_on(origin, group, topic)) == 300
-        ),
-        "MM2 to sync the group's offsets",
-    )
+    def synced() -> bool:
+        src, dst = committed_on(origin, group, topic), committed_on(destination, group, topic)
+        return sum(src) == 300 and src == dst
+
+    wait(synced, "MM2 to sync the group's offsets")
     two_cluster_control.flip("destination")
     consume_until(c, seen, lambda: bool(events) and c.cluster == "destination")
     produce_raw(destination, topic, range(1000, 1050))  # producers now write to the destination
