@@ -19,6 +19,7 @@ A poll()/consume() that performs the hand-off returns normally: None or fewer me
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -203,7 +204,9 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
                 self._state = CutoverState.JOINING
                 self._joining = (plan, started, self._armed_at, details)
                 self._position_next_assignment = True
-                self._handle.subscribe(self._topics_on(new), **self._rebalance_callbacks())
+                topics = self._topics_on(new)
+                self._handle.subscribe(topics, **self._rebalance_callbacks())
+                self._watch_joining(self._joining, topics)
                 return
             moves: tuple[PartitionMove, ...] = ()
             if self._manual:
@@ -220,6 +223,37 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             details=_summary(details, moves),
             partitions=moves,
         )
+
+    def _watch_joining(self, joining: object, topics: list[str]) -> None:
+        """Warn once if the first assignment on the new cluster has not come within
+        ``kafkashim.cutover.timeout.ms``, naming subscribed topics the new cluster did not have at the
+        switch (librdkafka only notices them at its next metadata refresh). The topic list is read now,
+        on the application's thread: a metadata call from the timer thread can wait behind the
+        consumer's group state for tens of seconds."""
+        try:
+            existing = self._handle.list_topics(
+                timeout=self._settings.seconds(self._settings.cutover_timeout_ms)
+            ).topics
+            missing = [t for t in topics if t not in existing]
+        except KafkaException as exc:
+            missing = [f"(metadata unavailable: {exc.args[0]})"]
+
+        def check() -> None:
+            if self._joining is not joining or self._closed:
+                return
+            logger.warning(
+                "kafkashim: consumer has had no assignment on %s for %d ms after the cutover; "
+                "subscribed topics missing there: %s",
+                self.cluster,
+                self._settings.cutover_timeout_ms,
+                ", ".join(missing) or "none",
+            )
+            self._phase("joining_slow", {"kafkashim.topics.missing": len(missing)})
+
+        timer = threading.Timer(self._settings.seconds(self._settings.cutover_timeout_ms), check)
+        timer.daemon = True
+        timer.name = "kafkashim-joining-watch"
+        timer.start()
 
     # ------------------------------------------------------------------------------ positioning
     def _facts_from_old(self, plan: CutoverPlan, old: confluent_kafka.Consumer) -> NewClusterFacts:

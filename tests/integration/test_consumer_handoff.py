@@ -162,3 +162,29 @@ def test_rebalance_callbacks_follow_the_consumer_and_receive_the_shim(
     assert "No offset stored" in str(events[0].details["close_error"])
     assert "rebalance callback raised" in str(events[0].details["close_error"])
     assert events[0].outcome is CutoverOutcome.COMPLETED
+
+
+def test_a_subscription_missing_on_the_new_cluster_is_named_in_a_warning(
+    two_cluster_control: ControlFile, origin: KafkaCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"only-on-origin-{uuid.uuid4().hex[:6]}"
+    origin.create_topic(topic, partitions=1)
+    produce_raw(origin, topic, range(5))
+    c, events = shim_consumer(two_cluster_control, "earliest", **{"kafkashim.cutover.timeout.ms": 1000})
+    c.subscribe([topic])
+    deadline = time.monotonic() + 30
+    got = 0
+    while got < 5:
+        assert time.monotonic() < deadline
+        msg = c.poll(0.2)
+        got += msg is not None and msg.error() is None
+    two_cluster_control.flip("destination")
+    deadline = time.monotonic() + 30
+    with caplog.at_level("WARNING", logger="kafkashim"):
+        while not any("missing there" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, (c.cutover_state, [r.getMessage() for r in caplog.records])
+            c.poll(0.1)
+    assert c.cutover_state.value == "joining"
+    assert topic in next(r.getMessage() for r in caplog.records if "missing there" in r.getMessage())
+    c.close()
+    assert events == []
