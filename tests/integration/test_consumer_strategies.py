@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka import Producer as RawProducer
+from confluent_kafka.admin import AdminClient
 
 from kafkashim import CutoverOutcome
 from kafkashim.cutover.consumer_handoff import reader_config
@@ -62,6 +63,10 @@ def test_committed_after_mm2_group_offset_sync_loses_and_repeats_nothing(
     consume_until(c, seen, lambda: len(seen) >= 300)
 
     # Stop-Restart-Repeat: wait until MM2 has replicated everything and synced the group's offsets.
+    admin = AdminClient({"bootstrap.servers": destination.bootstrap_servers})
+    wait(lambda: topic in admin.list_topics(timeout=10).topics, "MM2 to create the topic on the destination")
+    wait(lambda: len(read_raw(destination, topic)) == 300, "MM2 to replicate every record")
+
     def synced() -> bool:
         src, dst = committed_on(origin, group, topic), committed_on(destination, group, topic)
         return sum(src) == 300 and src == dst
