@@ -57,6 +57,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, never starting with "-"
+    (Kafka's own Uuid.randomUuid() also avoids a leading "-", which command lines mistake for an option)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def _write_properties(path: Path, props: Mapping[str, object]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
@@ -155,24 +164,20 @@ class KafkaCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.cluster_id = _cluster_id()
         config = self.work_dir / "server.properties"
         _write_properties(config, self.properties())
         cmd = _java_command(
             "kafka.tools.StorageTool",
             self.work_dir,
             self.work_dir / "format.log",
-            ["format", "-t", self.cluster_id, "-c", str(config), "--ignore-formatted"],
+            # "--cluster-id=<id>" rather than "-t <id>": argparse would read an id starting with "-" as an option.
+            ["format", f"--cluster-id={self.cluster_id}", "-c", str(config), "--ignore-formatted"],
         )
-        for attempt in (1, 2):
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode == 0:
-                return
-            # Seen once on a loaded two-core machine; a second run of the same command succeeded.
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
             output = (proc.stdout + proc.stderr)[-4000:]
-            print(f"formatting {self.name} storage failed (attempt {attempt}):\n{output}", flush=True)
-            time.sleep(1.0)
-        raise RuntimeError(f"formatting {self.name} storage failed twice; see {self.work_dir / 'format.log'}")
+            raise RuntimeError(f"formatting {self.name} storage failed:\n{output}")
 
     def start(self) -> None:
         """Start the JVM; returns at once. Call `wait_ready` before using the cluster."""
