@@ -273,23 +273,19 @@ class CutoverMachine(Generic[H]):
     def _prepare(self, plan: CutoverPlan, generation: int) -> None:
         started = time.monotonic()
         try:
-            conf = self._config_for(plan.target)
-            handle = self._open_handle(conf)
+            handle = self._open_handle(self._config_for(plan.target))
         except (ShimError, KafkaException, ValueError, TypeError) as exc:
-            with self._lock:
-                if generation == self._generation:
-                    self._state = CutoverState.STEADY
-            self._fail(plan, started, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
+            self._prepare_failed(
+                plan, generation, started, f"cannot configure a client for cluster {plan.target.name!r}: {exc}"
+            )
             return
         try:
             self._check_handle(handle, self._settings.seconds(self._settings.cutover_timeout_ms))
         except KafkaException as exc:
             self._discard_handle(handle)
-            with self._lock:
-                if generation == self._generation:
-                    self._state = CutoverState.STEADY
-            self._fail(
+            self._prepare_failed(
                 plan,
+                generation,
                 started,
                 f"cluster {plan.target.name!r} did not answer within "
                 f"kafkashim.cutover.timeout.ms={self._settings.cutover_timeout_ms}: {exc.args[0]}",
@@ -303,6 +299,15 @@ class CutoverMachine(Generic[H]):
             self._armed_at = started
             self._phase("destination_connected", {"kafkashim.cluster": plan.target.name})
             self._arm()
+
+    def _prepare_failed(self, plan: CutoverPlan, generation: int, started: float, error: str) -> None:
+        """Report a failed preparation (I6): the client stays where it is. A preparation that a newer
+        document superseded meanwhile is dropped silently; the newer one has its own span and report."""
+        with self._lock:
+            if generation != self._generation or self._closed:
+                return
+            self._state = CutoverState.STEADY
+        self._fail(plan, started, error)
 
     def _claim(self) -> tuple[CutoverPlan, H] | None:
         """Take the armed plan for a hand-off about to run; None if there is none (any more)."""
