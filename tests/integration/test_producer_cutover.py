@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,11 +51,13 @@ def shim_producer(control: ControlFile, **extra: Any) -> tuple[Producer, Ledger,
     return p, ledger, events
 
 
-def produce_until(p: Producer, ledger: Ledger, topic: str, cluster: str, timeout_s: float = 30.0) -> None:
-    """Keep producing (as a live service would) until the shim reports being on ``cluster``."""
+def produce_while(
+    p: Producer, ledger: Ledger, topic: str, condition: Callable[[], bool], what: str, timeout_s: float = 30.0
+) -> None:
+    """Keep producing, as a live service would, while ``condition()`` holds."""
     deadline = time.monotonic() + timeout_s
-    while p.cluster != cluster:
-        assert time.monotonic() < deadline, f"producer never reached {cluster}; state {p.cutover_state}"
+    while condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; state {p.cutover_state}"
         ledger.produce(p, topic)
         time.sleep(0.002)
 
@@ -69,7 +72,7 @@ def test_single_threaded_producer_keeps_every_message_in_order_across_three_cuto
         for _ in range(200):
             ledger.produce(p, topic)
         two_cluster_control.flip(target)
-        produce_until(p, ledger, topic, target)
+        produce_while(p, ledger, topic, lambda t=target: p.cluster != t, f"the producer to reach {target}")
     for _ in range(200):
         ledger.produce(p, topic)
     assert p.flush(30) == 0
@@ -123,11 +126,7 @@ def test_unreachable_destination_fails_safely_and_the_producer_stays_on_origin(
     p.add_cutover_listener(removed.append)
     p.remove_cutover_listener(removed.append)
     control.flip("nowhere")
-    deadline = time.monotonic() + 20
-    while not events:
-        assert time.monotonic() < deadline, "no failed-cutover event"
-        ledger.produce(p, topic)
-        time.sleep(0.005)
+    produce_while(p, ledger, topic, lambda: not events, "a failed-cutover event")
     for _ in range(50):
         ledger.produce(p, topic)
     assert p.flush(30) == 0
@@ -174,11 +173,7 @@ def test_a_destination_that_refuses_the_handshake_fails_safely(
         control, **{"kafkashim.cutover.timeout.ms": 1500, "kafkashim.cutover.retry.interval.ms": 0}
     )
     control.flip("locked")
-    deadline = time.monotonic() + 20
-    while not events:
-        assert time.monotonic() < deadline, "no failed-cutover event"
-        ledger.produce(p, topic)
-        time.sleep(0.005)
+    produce_while(p, ledger, topic, lambda: not events, "a failed-cutover event")
     assert p.flush(30) == 0
     p.close()
     assert events[0].outcome is CutoverOutcome.FAILED
