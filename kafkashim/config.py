@@ -34,7 +34,7 @@ def env_name(key: str) -> str:
     return key.replace(".", "_").replace("-", "_").upper()
 
 
-def _parse_int(key: str, raw: object, minimum: int) -> int:
+def _parse_int(key: str, raw: object, minimum: int, maximum: int | None = None) -> int:
     if isinstance(raw, bool):  # bool is an int subclass; True would silently mean 1 ms
         raise ConfigurationError(f"{key} must be an integer, got a boolean ({raw!r})", key=key)
     if isinstance(raw, int):
@@ -45,6 +45,8 @@ def _parse_int(key: str, raw: object, minimum: int) -> int:
         raise ConfigurationError(f"{key} must be an integer, got {type(raw).__name__} {raw!r}", key=key)
     if value < minimum:
         raise ConfigurationError(f"{key} must be >= {minimum}, got {value}", key=key)
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{key} must be <= {maximum}, got {value}", key=key)
     return value
 
 
@@ -108,8 +110,22 @@ class _Spec:
     default: Any
 
 
-def _int(minimum: int) -> Callable[[str, object], int]:
-    return lambda key, raw: _parse_int(key, raw, minimum)
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str, object], int]:
+    return lambda key, raw: _parse_int(key, raw, minimum, maximum)
+
+
+def _parse_paths(key: str, raw: object) -> tuple[str, ...]:
+    names = _parse_key_list(key, raw)
+    relative = sorted(n for n in names if not n.startswith("/"))
+    if relative:
+        raise ConfigurationError(f"{key} must list absolute directories, got {relative[0]!r}", key=key)
+    return tuple(sorted(names))
+
+
+# Where Kubernetes and Docker mount secrets, and kafkashim's own configuration directory.
+DEFAULT_SECRET_FILE_ROOTS: Final = ("/etc/kafkashim", "/run/secrets", "/var/run/secrets")
+# Consul's maximum blocking-query wait is 10 minutes (api-docs/features/blocking.mdx).
+_CONSUL_MAX_WAIT_MS: Final = 600_000
 
 
 # One row per key: the attribute of ShimSettings it fills, its parser, its default (None = required).
@@ -129,6 +145,12 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0), 60_000),
     "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0), 1_500),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10), 100),
+    "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0), 10_000),
+    "kafkashim.source.debounce.ms": _Spec("source_debounce_ms", _int(0), 100),
+    "kafkashim.source.wait.ms": _Spec("source_wait_ms", _int(1_000, _CONSUL_MAX_WAIT_MS), 60_000),
+    "kafkashim.source.backoff.max.ms": _Spec("source_backoff_max_ms", _int(250), 30_000),
+    "kafkashim.secrets.refresh.interval.ms": _Spec("secrets_refresh_interval_ms", _int(1_000), 300_000),
+    "kafkashim.secrets.file.roots": _Spec("secrets_file_roots", _parse_paths, DEFAULT_SECRET_FILE_ROOTS),
 }
 
 
@@ -154,6 +176,12 @@ class ShimSettings:
     cutover_drain_timeout_ms: int = 60_000
     cutover_drain_quiet_ms: int = 1_500
     source_poll_interval_ms: int = 100
+    source_startup_timeout_ms: int = 10_000
+    source_debounce_ms: int = 100
+    source_wait_ms: int = 60_000
+    source_backoff_max_ms: int = 30_000
+    secrets_refresh_interval_ms: int = 300_000
+    secrets_file_roots: tuple[str, ...] = DEFAULT_SECRET_FILE_ROOTS
 
     @staticmethod
     def seconds(milliseconds: int) -> float:

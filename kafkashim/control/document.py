@@ -8,6 +8,10 @@
 
 `parse_document` turns bytes into a validated, immutable `ControlDocument` or raises an
 `InvalidDocumentError` naming the dotted path at fault. Pure: no I/O, no clock; sources do the reading.
+
+A document as a source delivers it is a *template*: values may hold ``${vault:...}``-style references
+(syntax-checked here, see `kafkashim.control.references`). `kafkashim.control.secrets.SecretResolver`
+turns a template into the document clients use, re-checking each resolved value against the allowlist.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from kafkashim.control.allowlist import SCHEMA_REGISTRY_PREFIX, forbidden_reason, redact
+from kafkashim.control.allowlist import REDACTED, SCHEMA_REGISTRY_PREFIX, forbidden_reason, redact
+from kafkashim.control.references import Reference, ReferenceSyntaxError, references_in
 from kafkashim.errors import ForbiddenPropertyError, InvalidDocumentError, UnknownClusterError
 
 PropertyValue = str | int | bool
@@ -34,6 +39,8 @@ class ClusterProfile:
 
     name: str
     properties: Mapping[str, PropertyValue] = field(compare=False)
+    # Keys whose values were resolved from ${...} references: redacted in repr() whatever their name.
+    secret_keys: frozenset[str] = field(default=frozenset(), compare=False)
     # Equality compares a canonical, hashable copy so two profiles with the same settings are equal.
     _canonical: tuple[tuple[str, PropertyValue], ...] = field(init=False, repr=False, compare=True)
 
@@ -50,8 +57,13 @@ class ClusterProfile:
         """The properties that go to librdkafka (Schema Registry settings removed)."""
         return {k: v for k, v in self.properties.items() if not k.startswith(SCHEMA_REGISTRY_PREFIX)}
 
+    def references(self) -> dict[str, list[Reference]]:
+        """Property → the references its value holds (only properties that hold any)."""
+        return {k: references_in(v) for k, v in self.properties.items() if isinstance(v, str) and "${" in v}
+
     def __repr__(self) -> str:
-        return f"ClusterProfile(name={self.name!r}, properties={redact(self.properties)!r})"
+        shown = {k: (REDACTED if k in self.secret_keys else v) for k, v in redact(self.properties).items()}
+        return f"ClusterProfile(name={self.name!r}, properties={shown!r})"
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,7 @@ def validate_document(data: Any, *, source: str, default_epoch: int = 0) -> Cont
     """Validate an already-decoded document; see `parse_document`."""
     if not isinstance(data, dict):
         raise _fail(source, "(document)", f"must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    unknown = sorted(str(k) for k in set(data) - _TOP_LEVEL_KEYS)
     if unknown:
         raise _fail(source, unknown[0], f"is not a known field (known: {', '.join(sorted(_TOP_LEVEL_KEYS))})")
 
@@ -128,6 +140,8 @@ def _validate_profile(source: str, name: object, props: object) -> ClusterProfil
     checked: dict[str, PropertyValue] = {}
     for key, value in props.items():
         path = f"{base}.{key}"
+        if not isinstance(key, str):
+            raise _fail(source, path, "is not a property name (names are strings)")
         if isinstance(value, float) or not isinstance(value, str | int | bool):
             raise _fail(source, path, f"must be a string, integer or boolean, got {type(value).__name__}")
         reason = forbidden_reason(key, value)
@@ -138,14 +152,16 @@ def _validate_profile(source: str, name: object, props: object) -> ClusterProfil
                 path=path,
             )
         if isinstance(value, str) and "${" in value:
-            raise _fail(
-                source,
-                path,
-                "holds a ${...} secret reference, which this release does not resolve yet; "
-                "leave the key out of the profile and set it in the application's own config",
-            )
+            try:
+                references_in(value)
+            except ReferenceSyntaxError as exc:
+                raise _fail(source, path, str(exc)) from None
         checked[key] = value
-    bootstrap = checked.get("bootstrap.servers")
-    if not isinstance(bootstrap, str) or not bootstrap.strip():
-        raise _fail(source, f"{base}.bootstrap.servers", "must be a non-empty host:port list")
+    check_bootstrap(source, name, checked.get("bootstrap.servers"))
     return ClusterProfile(name=name, properties=checked)
+
+
+def check_bootstrap(source: str, cluster: str, bootstrap: object) -> None:
+    """Raise unless ``bootstrap`` is a non-empty host:port list (also run on resolved values)."""
+    if not isinstance(bootstrap, str) or not bootstrap.strip():
+        raise _fail(source, f"clusters.{cluster}.bootstrap.servers", "must be a non-empty host:port list")

@@ -1,29 +1,57 @@
 """One watched control source per URL per process, shared by every client that names it.
 
-A service with ten producers and a consumer on ``file:///etc/kafkashim/control.json`` runs one watcher
-thread, not eleven. `ControlPlane.acquire` loads the document synchronously (so a bad source fails the
-client's constructor), starts the watcher, and counts references; `release` stops the watcher with the
-last client. Subscribers are called on the watcher thread and must not block: clients only record the
-new document and arm their hand-off there.
+A service with ten producers and a consumer on one source runs one watcher, not eleven.
+`ControlPlane.acquire` loads and resolves the document synchronously (so a bad source fails the client's
+constructor), starts the threads, and counts references; `release` stops them with the last client.
 
-Last-known-good: `current` only ever changes to a document that parsed and validated. A rejected one is
-logged once (by the source, which reports each distinct problem once), counted in telemetry, and
-otherwise ignored; the watch goes on.
+Two threads per plane:
+
+- the **watcher** runs the source's own watch loop (a file's stat poll, Consul's blocking queries) and
+  drops each new template document into a one-slot mailbox;
+- the **applier** takes the newest template after a short debounce window
+  (``kafkashim.source.debounce.ms``: a burst of edits, or a key flapping, becomes one cutover), resolves
+  its ``${...}`` references, and publishes the result to the clients if it differs from the current one.
+  It also re-resolves the current template every ``kafkashim.secrets.refresh.interval.ms`` (jittered in
+  [1/2, 1] of it), which is how a rotated secret turns into a credentials-only cutover, and keeps the secret
+  stores' sessions alive (Vault token renewal).
+
+Start-up: a source that cannot be read, or a secret store that is down, is retried with back-off for up to
+``kafkashim.source.startup.timeout.ms``; then the constructor raises the last `SourceUnavailableError` /
+`SecretBackendUnavailableError`. An invalid document, a missing secret or a refusal raise at once.
+
+Last-known-good: `current` only ever changes to a document that parsed, validated and resolved. Anything
+else is logged once (one ERROR line naming the source, the key and the reason), counted in telemetry, and
+otherwise ignored; the watch goes on, and a failed resolution is retried with capped back-off.
+Subscribers are called on the applier thread and must not block.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import threading
+import time
 from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import urlparse
 
+from kafkashim.config import ShimSettings
+from kafkashim.control.backoff import Backoff
 from kafkashim.control.document import ControlDocument
+from kafkashim.control.secrets import SecretResolver, backend_factory
 from kafkashim.control.sources import Source, open_source
-from kafkashim.errors import InvalidDocumentError, ShimError
+from kafkashim.errors import (
+    InvalidDocumentError,
+    SecretBackendUnavailableError,
+    SecretError,
+    ShimError,
+    SourceUnavailableError,
+)
 from kafkashim.telemetry import control_errors, documents_rejected, logger
 
 Subscriber = Callable[[ControlDocument], None]
+
+_BACKOFF_BASE_S = 0.2
 
 
 class ControlPlane:
@@ -32,43 +60,75 @@ class ControlPlane:
     _registry: ClassVar[dict[str, ControlPlane]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, resolver: SecretResolver, settings: ShimSettings) -> None:
         self.source = source
+        self._resolver = resolver
         self._kind = urlparse(source.url).scheme or "unknown"
-        self._current = source.load()
+        self._debounce_s = settings.seconds(settings.source_debounce_ms)
+        self._refresh_s = settings.seconds(settings.secrets_refresh_interval_ms)
+        self._backoff = Backoff(_BACKOFF_BASE_S, max(_BACKOFF_BASE_S, settings.seconds(settings.source_backoff_max_ms)))
+        self._rng = random.Random()
+        self._template, self._current = self._start(settings.seconds(settings.source_startup_timeout_ms))
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._refs = 0
+        self._key = source.url
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"kafkashim-watch-{self._kind}", daemon=True)
+        self._mailbox: ControlDocument | None = None
+        self._wake = threading.Condition()
+        self._last_problem: str | None = None
+        self._retry_at: float | None = None
+        self._next_refresh = self._jittered_refresh()
+        self._threads = [
+            threading.Thread(target=self._watch, name=f"kafkashim-watch-{self._kind}", daemon=True),
+            threading.Thread(target=self._apply_loop, name=f"kafkashim-apply-{self._kind}", daemon=True),
+        ]
 
     @classmethod
-    def acquire(cls, url: str, *, poll_interval_s: float) -> ControlPlane:
-        """The shared plane for ``url``, created (and its document loaded) on first use."""
+    def acquire(cls, settings: ShimSettings) -> ControlPlane:
+        """The shared plane for ``settings.source``, created (document loaded and resolved) on first use.
+
+        The first client of a source decides the source's settings (poll interval, debounce...)."""
+        url = settings.source
         with cls._registry_lock:
             plane = cls._registry.get(url)
             if plane is None:
-                plane = cls(open_source(url, poll_interval_s=poll_interval_s))
-                plane._thread.start()
+                source = open_source(url, settings)
+                resolver = SecretResolver(backend_factory(os.environ, settings.secrets_file_roots), source.url)
+                try:
+                    plane = cls(source, resolver, settings)
+                except BaseException:
+                    resolver.close()
+                    source.close()
+                    raise
+                plane._key = url
+                for thread in plane._threads:
+                    thread.start()
                 cls._registry[url] = plane
             plane._refs += 1
             return plane
 
     def release(self) -> None:
-        """Drop one reference; the last one stops the watcher."""
+        """Drop one reference; the last one stops the threads and closes the source and secret stores."""
         with self._registry_lock:
             self._refs -= 1
             if self._refs > 0:
                 return
-            if self._registry.get(self.source.url) is self:
-                del self._registry[self.source.url]
+            if self._registry.get(self._key) is self:
+                del self._registry[self._key]
         self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                # A Consul watcher may sit in a blocking query; it is a daemon and ends when that returns.
+                thread.join(timeout=1)
+        self._resolver.close()
+        self.source.close()
 
     @property
     def current(self) -> ControlDocument:
-        """The last document that validated."""
+        """The last document that validated and resolved (secret values substituted)."""
         return self._current
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -83,10 +143,98 @@ class ControlPlane:
 
         return unsubscribe
 
-    def _run(self) -> None:
-        self.source.watch(self._on_document, self._on_error, self._stop)
+    # ------------------------------------------------------------------------------- start-up
+    def _start(self, timeout_s: float) -> tuple[ControlDocument, ControlDocument]:
+        """Load and resolve, retrying outages (not invalid documents) until ``timeout_s`` has passed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                template = self.source.load()
+                doc, _ = self._resolver.resolve(template)
+                return template, doc
+            except (SourceUnavailableError, SecretBackendUnavailableError) as exc:
+                delay = self._backoff.next_delay_s()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if timeout_s > 0:
+                        exc.args = (
+                            f"{exc.args[0]} (still failing after kafkashim.source.startup.timeout.ms="
+                            f"{int(timeout_s * 1000)})",
+                            *exc.args[1:],
+                        )
+                    raise
+                logger.info("kafkashim: %s; retrying in %.1fs", exc, min(delay, remaining))
+                time.sleep(min(delay, remaining))
 
-    def _on_document(self, doc: ControlDocument) -> None:
+    # ------------------------------------------------------------------------------- watching
+    def _watch(self) -> None:
+        self.source.watch(self._on_template, self._on_source_error, self._stop)
+
+    def _on_template(self, template: ControlDocument) -> None:
+        with self._wake:
+            self._mailbox = template
+            self._wake.notify_all()
+
+    def _on_source_error(self, exc: ShimError) -> None:
+        self._report(exc)
+
+    # ------------------------------------------------------------------------------- applying
+    def _apply_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                if self._mailbox is None:
+                    self._wake.wait(timeout=max(0.0, self._next_wake() - time.monotonic()))
+                template, self._mailbox = self._mailbox, None
+            if self._stop.is_set():
+                return
+            if template is not None:
+                if self._debounce_s > 0 and self._stop.wait(self._debounce_s):
+                    return
+                with self._wake:  # coalesce: whatever arrived during the window replaces it
+                    template, self._mailbox = self._mailbox or template, None
+                self._template = template
+                self._apply()
+                continue
+            now = time.monotonic()
+            deadline = self._resolver.next_deadline()
+            if deadline is not None and now >= deadline:
+                try:
+                    self._resolver.maintain()
+                except ShimError as exc:
+                    self._report(exc)
+            if now >= self._next_refresh or (self._retry_at is not None and now >= self._retry_at):
+                self._apply()
+
+    def _next_wake(self) -> float:
+        candidates = [self._next_refresh]
+        if self._retry_at is not None:
+            candidates.append(self._retry_at)
+        deadline = self._resolver.next_deadline()
+        if deadline is not None:
+            candidates.append(deadline)
+        return min(candidates)
+
+    def _jittered_refresh(self) -> float:
+        return time.monotonic() + self._rng.uniform(self._refresh_s / 2, self._refresh_s)
+
+    def _apply(self) -> None:
+        """Resolve the newest template; publish it if it differs from the current document."""
+        self._next_refresh = self._jittered_refresh()
+        try:
+            doc, problems = self._resolver.resolve(self._template)
+        except ShimError as exc:
+            self._retry_at = time.monotonic() + self._backoff.next_delay_s()
+            self._report(exc)
+            return
+        self._retry_at = None
+        self._backoff.reset()
+        for problem in problems:
+            self._report(problem, kept="keeping the value read earlier")
+        if not problems and self._last_problem is not None:
+            logger.info("kafkashim: control source %s is healthy again", self.source.url)
+            self._last_problem = None
+        if doc == self._current:
+            return
         self._current = doc
         with self._lock:
             subscribers = list(self._subscribers)
@@ -96,9 +244,19 @@ class ControlPlane:
             except Exception:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
                 logger.exception("kafkashim: a client failed to take control document epoch %s", doc.epoch)
 
-    def _on_error(self, exc: ShimError) -> None:
+    def _report(self, exc: ShimError, kept: str = "") -> None:
+        """Count every problem; log each distinct one once (a source down for an hour logs one line)."""
         attrs = {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__}
         control_errors.add(1, attrs)
-        if isinstance(exc, InvalidDocumentError):
+        not_applied = isinstance(exc, InvalidDocumentError) or (
+            isinstance(exc, SecretError) and not isinstance(exc, SecretBackendUnavailableError)
+        )
+        if not_applied:
             documents_rejected.add(1, attrs)
-        logger.error("kafkashim: %s (staying on control document epoch %s)", exc, self._current.epoch)
+        if str(exc) == self._last_problem:
+            return
+        self._last_problem = str(exc)
+        if kept:
+            logger.warning("kafkashim: %s (%s)", exc, kept)
+        else:
+            logger.error("kafkashim: %s (staying on control document epoch %s)", exc, self._current.epoch)

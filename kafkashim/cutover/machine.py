@@ -55,9 +55,7 @@ class CutoverMachine(Generic[H]):
         self._settings: ShimSettings = settings
         self._app_conf: dict[str, Any] = app_conf
         self._overrides_logged = False
-        plane = ControlPlane.acquire(
-            settings.source, poll_interval_s=settings.seconds(settings.source_poll_interval_ms)
-        )
+        plane = ControlPlane.acquire(settings)
         try:
             doc = plane.current
             self._client_conf = self._config_for(doc.active_profile)

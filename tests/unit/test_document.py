@@ -81,7 +81,21 @@ def test_profiles_compare_by_content() -> None:
         (doc(epoch=-1), "epoch", "non-negative integer"),
         (doc(epoch=True), "epoch", "non-negative integer"),
         (doc(routes={}), "routes", "not a known field"),
-        (doc(clusters={"onprem": {"bootstrap.servers": "${vault:secret/k#b}"}}), None, "secret reference"),
+        (
+            doc(clusters={"onprem": {"bootstrap.servers": "k:1", "sasl.password": "${nope:x}"}}),
+            "clusters.onprem.sasl.password",
+            "unknown scheme 'nope'",
+        ),
+        (
+            doc(clusters={"onprem": {"bootstrap.servers": "k:1", "sasl.password": "${vault:secret/k#p"}}),
+            "clusters.onprem.sasl.password",
+            "without a matching",
+        ),
+        (
+            doc(clusters={"onprem": {"bootstrap.servers": "k:1", "sasl.password": "${vault:secret/k}"}}),
+            "clusters.onprem.sasl.password",
+            "field of the KV v2 secret",
+        ),
     ],
 )
 def test_malformed_documents_are_rejected_with_the_path(text: str, path: str | None, message: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kafkashim.config import ShimSettings
 from kafkashim.control.document import ControlDocument
 from kafkashim.control.plane import ControlPlane
 from kafkashim.control.sources import open_source
@@ -48,6 +49,11 @@ class Watch:
         self.thread.join(5)
 
 
+def fast(control: Path) -> ShimSettings:
+    """Settings of a plane that polls the file every 10 ms and applies changes without a debounce."""
+    return ShimSettings(source=control.as_uri(), source_poll_interval_ms=10, source_debounce_ms=0)
+
+
 @pytest.fixture
 def control(tmp_path: Path) -> Path:
     path = tmp_path / "control.json"
@@ -75,7 +81,7 @@ def test_malformed_file_urls_are_configuration_errors(url: str) -> None:
 
 def test_unsupported_schemes_say_what_is_supported() -> None:
     with pytest.raises(ConfigurationError, match=r"unsupported scheme zk://.*file://"):
-        open_source("zk://127.0.0.1:2181/kafka", poll_interval_s=0.1)
+        open_source("zk://127.0.0.1:2181/kafka", ShimSettings(source="zk://127.0.0.1:2181/kafka"))
 
 
 def test_atomic_rename_is_seen_and_identical_rewrites_are_not_reported_twice(control: Path) -> None:
@@ -114,7 +120,7 @@ def test_a_bad_document_is_reported_once_and_the_next_good_one_applies(control: 
 def test_the_plane_keeps_the_last_good_document_and_logs_the_rejection(
     control: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    plane = ControlPlane.acquire(control.as_uri(), poll_interval_s=0.01)
+    plane = ControlPlane.acquire(fast(control))
     seen: list[ControlDocument] = []
     plane.subscribe(seen.append)
     try:
@@ -136,14 +142,14 @@ def test_the_plane_keeps_the_last_good_document_and_logs_the_rejection(
 
 
 def test_clients_of_one_source_share_one_plane(control: Path) -> None:
-    a = ControlPlane.acquire(control.as_uri(), poll_interval_s=0.01)
-    b = ControlPlane.acquire(control.as_uri(), poll_interval_s=0.01)
+    a = ControlPlane.acquire(fast(control))
+    b = ControlPlane.acquire(fast(control))
     try:
         assert a is b
     finally:
         a.release()
         b.release()
-    c = ControlPlane.acquire(control.as_uri(), poll_interval_s=0.01)
+    c = ControlPlane.acquire(fast(control))
     try:
         assert c is not a  # the last release stopped the old one; a new client starts afresh
     finally:

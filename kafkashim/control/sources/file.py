@@ -133,3 +133,6 @@ class FileSource:
                 continue
             last_stamp, last_raw, suspect, reported = stamp, raw, None, None
             on_document(doc)
+
+    def close(self) -> None:
+        """Nothing to release: the file is opened per read."""
