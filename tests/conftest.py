@@ -21,6 +21,9 @@ import pytest
 
 from testkit.kafka import KafkaCluster, MirrorMaker2, start_clusters
 
+# Consul, Vault and AWS Secrets Manager fixtures (doubles, or real servers when their variables are set).
+pytest_plugins = ["tests.stores"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _FAILED_KEY = pytest.StashKey[bool]()
 

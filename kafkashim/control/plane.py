@@ -45,6 +45,7 @@ from kafkashim.errors import (
     SecretBackendUnavailableError,
     SecretError,
     ShimError,
+    SourceAccessDeniedError,
     SourceUnavailableError,
 )
 from kafkashim.telemetry import control_errors, documents_rejected, logger
@@ -153,6 +154,8 @@ class ControlPlane:
                 doc, _ = self._resolver.resolve(template)
                 return template, doc
             except (SourceUnavailableError, SecretBackendUnavailableError) as exc:
+                if isinstance(exc, SourceAccessDeniedError):
+                    raise  # a wrong token does not fix itself within a start-up wait
                 delay = self._backoff.next_delay_s()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
