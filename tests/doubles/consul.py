@@ -17,8 +17,8 @@ Reproduced:
 - ``PUT`` with ``?cas=`` (0 = create only), ``?acquire=`` / ``?release=`` (400 when combined with cas),
   ``?flags=``; body ``true`` / ``false``; 413 above 512 KiB. ``DELETE`` with ``?recurse`` / ``?cas=``.
 - Sessions: create (field names case-insensitive, as py-consul sends them lower-case), renew (404 ``Session
-  id '…' not found``), destroy (``true`` even when unknown), info (``[]`` when unknown). TTL 10s–86400s;
-  an expired session is invalidated after TTL (Consul may take up to 2×TTL), releasing or, with
+  id '…' not found``), destroy (``true`` even when unknown), info (``[]`` when unknown). TTL 10s to 86400s;
+  an expired session is invalidated after TTL (Consul may take up to twice the TTL), releasing or, with
   ``Behavior=delete``, deleting the keys it holds.
 - ACLs (on by default): tokens in ``X-Consul-Token`` or ``Authorization: Bearer``; a management token and
   tokens limited to key prefixes with read/write; unknown token → 403 ``ACL not found``; missing

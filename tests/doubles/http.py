@@ -7,6 +7,7 @@ as a crashed server would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -87,10 +88,8 @@ class LoopbackServer:
                         raise ServerDown
                 except ServerDown:
                     self.close_connection = True
-                    try:
+                    with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     return
                 self.send_response(response.status)
                 for name, value in response.headers.items():
