@@ -180,6 +180,13 @@ class ConsulSource:
     def load(self) -> ControlDocument:
         """Read and validate the document now (one non-blocking query)."""
         index, entries = self._query(0)
+        if not entries:
+            # Like a control file that does not exist yet: an outage at start-up, waited for.
+            raise SourceUnavailableError(
+                f"no keys under {self.prefix}/ in Consul at {self.url}; write {self.prefix}/active and "
+                f"{self.prefix}/clusters/<name> (docs/control-plane.md)",
+                source=self.url,
+            )
         doc = self._assemble(entries)
         self._index, self._seen = max(index, 1), entries
         return doc

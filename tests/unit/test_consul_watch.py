@@ -1,0 +1,110 @@
+"""The Consul watch loop's index rules (api-docs/features/blocking.mdx), with a scripted KV client, and the
+retry pacing it uses."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from kafkashim.control.backoff import Backoff, TokenBucket
+from kafkashim.control.document import ControlDocument
+from kafkashim.control.sources.consul import ConsulSource
+from kafkashim.errors import ShimError, SourceUnavailableError
+
+
+def entries(active: str, modify_index: int) -> list[dict[str, Any]]:
+    return [
+        {"Key": "p/active", "Value": active.encode(), "ModifyIndex": modify_index},
+        {"Key": "p/clusters/a", "Value": json.dumps({"bootstrap.servers": "a:1"}).encode(), "ModifyIndex": 1},
+        {"Key": "p/clusters/b", "Value": json.dumps({"bootstrap.servers": "b:1"}).encode(), "ModifyIndex": 1},
+    ]
+
+
+class ScriptedKV:
+    """Answers kv.get from a script of (X-Consul-Index, items) or exceptions; records the index asked for."""
+
+    def __init__(self, script: list[Any], stop: threading.Event) -> None:
+        self.script = script
+        self.asked: list[int | None] = []
+        self.stop = stop
+
+    def get(self, key: str, *, recurse: bool, index: int | None, wait: str) -> tuple[str, Any]:
+        assert key == "p/" and recurse and wait.endswith("s")
+        self.asked.append(index)
+        if not self.script:
+            self.stop.set()
+            return str(index or 1), None
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+def run_watch(script: list[Any], start_index: int = 10) -> tuple[ScriptedKV, list[ControlDocument], list[ShimError]]:
+    source = ConsulSource("consul://127.0.0.1:1/p", wait_s=30, backoff_max_s=0.25, environ={})
+    stop = threading.Event()
+    kv = ScriptedKV(script, stop)
+    source._client = type("Client", (), {"kv": kv})()
+    source._index = start_index
+    source._seen = {e["Key"]: (e["Value"], e["ModifyIndex"]) for e in entries("a", start_index)}
+    docs: list[ControlDocument] = []
+    errors: list[ShimError] = []
+    source.watch(docs.append, errors.append, stop)
+    return kv, docs, errors
+
+
+def test_the_watch_blocks_on_the_last_index_and_reports_only_changes() -> None:
+    kv, docs, _ = run_watch([("10", entries("a", 10)), ("12", entries("b", 12)), ("12", entries("b", 12))])
+    assert kv.asked[:3] == [10, 10, 12]
+    assert [d.active for d in docs] == ["b"]
+    assert docs[0].epoch == 12
+
+
+def test_an_index_that_goes_backwards_is_reset_and_the_next_read_does_not_block() -> None:
+    # e.g. a snapshot restore: Consul's index drops from 50 to 7
+    kv, _, _ = run_watch([("50", entries("a", 10)), ("7", entries("a", 10)), ("8", entries("a", 10))])
+    assert kv.asked[:4] == [10, 50, None, 8]
+
+
+def test_an_index_below_one_is_never_used_to_block() -> None:
+    kv, _, _ = run_watch([("0", entries("a", 10)), ("0", entries("a", 10))], start_index=1)
+    # 0 is "backwards" from 1: reset (one non-blocking read), then 0 is raised to 1, never sent as 0
+    assert 0 not in kv.asked
+    assert kv.asked[:3] == [1, None, 1]
+
+
+def test_errors_are_reported_once_and_retried_with_back_off() -> None:
+    down = SourceUnavailableError("cannot reach Consul", source="consul://x")
+    kv, docs, errors = run_watch([down, down, down, ("11", entries("b", 11))])
+    assert [str(e) for e in errors] == ["cannot reach Consul"]
+    assert kv.asked[:4] == [10, 10, 10, 10]
+    assert [d.active for d in docs] == ["b"]
+
+
+def test_backoff_is_capped_jittered_and_resets() -> None:
+    b = Backoff(0.5, 4.0, random.Random(7))
+    delays = [b.next_delay_s() for _ in range(8)]
+    ceilings = [0.5, 1, 2, 4, 4, 4, 4, 4]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    assert len(set(delays)) == len(delays)  # jittered
+    b.reset()
+    assert b.next_delay_s() <= 0.5
+
+
+def test_backoff_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="0 < base <= cap"):
+        Backoff(0, 1)
+
+
+def test_token_bucket_allows_a_burst_of_two_then_paces() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate_per_s=10, burst=2, clock=lambda: now[0])
+    assert bucket.delay_s() == 0 and bucket.delay_s() == 0
+    assert bucket.delay_s() == pytest.approx(0.1)
+    now[0] += 1.0  # a quiet second refills, but never beyond the burst
+    assert bucket.delay_s() == 0 and bucket.delay_s() == 0
+    assert bucket.delay_s() > 0
