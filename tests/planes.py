@@ -47,3 +47,9 @@ def follow(url: str, **settings: Any) -> Iterator[Follower]:
         yield Follower(plane)
     finally:
         plane.release()
+
+
+def start(url: str, **settings: Any) -> None:
+    """Acquire and release a plane: what a client's constructor does with its source (raises the same)."""
+    with follow(url, **settings):
+        pass

@@ -18,7 +18,7 @@ from kafkashim.errors import (
     SourceUnavailableError,
     UnknownClusterError,
 )
-from tests.planes import follow, wait_until
+from tests.planes import follow, start, wait_until
 from tests.stores import ConsulKit, ConsulStore, needs_double
 
 A = {"bootstrap.servers": "kafka-a:9092"}
@@ -29,7 +29,7 @@ def test_the_document_is_assembled_from_the_prefix_and_the_epoch_is_the_modify_i
     consul_kit: ConsulKit,
 ) -> None:
     consul_kit.write("a", {"a": A, "b": B})
-    index, entry = consul_kit.sre.kv.get(f"{consul_kit.prefix}/active")
+    _, entry = consul_kit.sre.kv.get(f"{consul_kit.prefix}/active")
     with follow(consul_kit.url) as f:
         assert f.current.active == "a"
         assert f.current.epoch == entry["ModifyIndex"]
@@ -146,8 +146,8 @@ def test_an_incomplete_prefix_fails_the_start_with_the_command_that_fixes_it(
     consul_kit: ConsulKit, setup: object, error: type[Exception], message: str
 ) -> None:
     setup(consul_kit)  # type: ignore[operator]
-    with pytest.raises(error, match=message), follow(consul_kit.url):
-        pass
+    with pytest.raises(error, match=message):
+        start(consul_kit.url)
 
 
 def test_a_token_without_permission_fails_at_start_without_waiting(
@@ -157,8 +157,7 @@ def test_a_token_without_permission_fails_at_start_without_waiting(
     monkeypatch.setenv("CONSUL_HTTP_TOKEN", "00000000-dead-beef-0000-000000000000")
     started = time.monotonic()
     with pytest.raises(SourceAccessDeniedError, match=r"refused to read .*ACL not found|Permission denied"):
-        with follow(consul_kit.url, source_startup_timeout_ms=10_000):
-            pass
+        start(consul_kit.url, source_startup_timeout_ms=10_000)
     assert time.monotonic() - started < 5  # refused at once, not after the start-up wait
 
 
@@ -181,8 +180,7 @@ def test_consul_down_at_start_fails_after_the_bounded_wait() -> None:
     url = f"consul://127.0.0.1:{free_port()}/kafkashim/prod"
     started = time.monotonic()
     with pytest.raises(SourceUnavailableError, match=r"cannot reach Consul.*startup\.timeout\.ms=700"):
-        with follow(url, source_startup_timeout_ms=700):
-            pass
+        start(url, source_startup_timeout_ms=700)
     assert 0.7 <= time.monotonic() - started < 5
 
 
@@ -210,8 +208,8 @@ def test_consul_down_mid_run_keeps_the_document_reports_once_backs_off_and_recov
     ["consul://user:pw@127.0.0.1:8500/kafkashim/prod", "consul://127.0.0.1:8500/", "consul://127.0.0.1:8500/a/../b"],
 )
 def test_malformed_consul_urls_are_configuration_errors(url: str) -> None:
-    with pytest.raises(ConfigurationError, match="kafkashim.source"), follow(url):
-        pass
+    with pytest.raises(ConfigurationError, match=r"kafkashim\.source"):
+        start(url)
 
 
 def test_consul_url_without_host_takes_consul_http_addr(consul_kit: ConsulKit, monkeypatch: pytest.MonkeyPatch) -> None:
