@@ -158,6 +158,11 @@ class VaultDouble:
                 for glob, caps in _STANZA.findall((req.json() or {}).get("policy", ""))
             ]
             return Response(204)
+        if path == "sys/auth" and req.method == "GET":
+            methods = {
+                f"{m}/": {"type": m, "description": "", "config": {}} for m in ("token", "approle", "kubernetes")
+            }
+            return self._ok(data=methods, **methods)
         if path.startswith("sys/auth/"):
             return Response(204)  # enabling an auth method: every method the double has is always on
         if path.startswith("auth/approle/role/"):
@@ -263,7 +268,7 @@ class VaultDouble:
     def _create_token(self, body: dict[str, Any], parent: VaultToken) -> Response:
         ttl = body.get("ttl")
         token = self._issue(
-            list(body.get("policies") or parent.policies),
+            _names(body.get("policies")) or parent.policies,
             _seconds(ttl) if isinstance(ttl, str) else int(ttl or 0),
             bool(body.get("renewable", True)),
         )
@@ -277,7 +282,7 @@ class VaultDouble:
             role = self.approle_roles.setdefault(name, {"role_id": str(uuid.uuid4())})
             ttl = body.get("token_ttl", 3600)
             role["ttl"] = _seconds(ttl) if isinstance(ttl, str) else int(ttl)
-            role["policies"] = list(body.get("token_policies") or body.get("policies") or ["default"])
+            role["policies"] = _names(body.get("token_policies") or body.get("policies")) or ["default"]
             return Response(204)
         role = self.approle_roles.get(name)
         if role is None:
@@ -361,6 +366,13 @@ class VaultDouble:
                 }
             )
         return _error(405, "unsupported operation")
+
+
+def _names(value: Any) -> list[str]:
+    """Vault takes policy lists as JSON arrays or comma-separated strings (hvac sends the latter)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value or []]
 
 
 def _seconds(text: str) -> int:

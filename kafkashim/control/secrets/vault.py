@@ -29,6 +29,7 @@ A deleted or destroyed current version is an error, not an empty secret: Vault a
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -122,9 +123,12 @@ def map_errors(ref: Reference | None, what: str) -> Iterator[None]:
 
 def _first_error(exc: Any) -> str:
     errors = getattr(exc, "errors", None)
-    if errors:
-        return str(errors[0]).strip().replace("\n", " ").replace("\t", "")
-    return f"HTTP {type(exc).__name__}"
+    if not errors:
+        return f"HTTP {type(exc).__name__}"
+    text = str(errors[0])
+    # Vault wraps errors as "1 error occurred:\n\t* permission denied\n\n" (hashicorp/go-multierror).
+    items = re.findall(r"^\s*\*\s*(.+?)\s*$", text, re.M)
+    return "; ".join(items) if items else " ".join(text.split())
 
 
 def _not_found(exc: Any) -> str:
