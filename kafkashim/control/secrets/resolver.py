@@ -153,19 +153,21 @@ class SecretResolver:
             try:
                 secret = self._backend(ref.scheme).read(ref.target, previous)
             except SecretBackendUnavailableError as exc:
-                _locate(exc, self._source, path)
+                _locate(exc, ref, self._source, path)
                 if previous is None:
                     raise
                 logger.debug("kafkashim: %s unavailable, keeping the value read earlier", ref)
                 problems.append(exc)
                 secret = previous
             except SecretError as exc:
-                raise _locate(exc, self._source, path) from None
+                raise _locate(exc, ref, self._source, path) from None
             read[slot] = secret
         return _field(ref, secret, self._source, path)
 
 
-def _locate(exc: SecretError, source: str, path: str) -> SecretError:
+def _locate(exc: SecretError, ref: Reference, source: str, path: str) -> SecretError:
+    """Say which document, property and reference (as written, with its field) a store's error is about."""
+    exc.reference = ref.text
     exc.source = exc.source or source
     exc.path = exc.path or path
     if path not in str(exc):
