@@ -139,7 +139,7 @@ def test_a_resolved_value_must_obey_the_allowlist_too() -> None:
     store = Store()
     store.secrets["secret/tls"] = {"algo": "none", "empty": ""}
     resolver = SecretResolver(lambda scheme: store, "test")
-    with pytest.raises(ForbiddenPropertyError, match="resolves to a value.*host name verification"):
+    with pytest.raises(ForbiddenPropertyError, match=r"resolves to a value.*host name verification"):
         resolver.resolve(template(**{"ssl.endpoint.identification.algorithm": "${vault:secret/tls#algo}"}))
     with pytest.raises(InvalidDocumentError, match=r"clusters\.b\.bootstrap\.servers must be a non-empty"):
         resolver.resolve(template(**{"bootstrap.servers": "${vault:secret/tls#empty}"}))
