@@ -113,14 +113,21 @@ class JavaProcess:
             self._out = None
 
 
+# Users of every cluster's SASL_PLAINTEXT listener (mechanism PLAIN), as an API key would be: credential
+# tests resolve these from Vault / AWS Secrets Manager and a wrong one is refused by the broker itself.
+SASL_USERS: dict[str, str] = {"app1": "app1-secret", "app2": "app2-secret"}
+
+
 @dataclass
 class KafkaCluster:
-    """One KRaft node acting as broker and controller, listening on a free loopback port."""
+    """One KRaft node acting as broker and controller on free loopback ports: a PLAINTEXT listener and a
+    SASL_PLAINTEXT one (PLAIN, users `SASL_USERS`)."""
 
     name: str
     work_dir: Path
     extra_properties: Mapping[str, object] = field(default_factory=dict)
     port: int = 0
+    sasl_port: int = 0
     controller_port: int = 0
     cluster_id: str = ""
     _jvm: JavaProcess = field(default_factory=JavaProcess, repr=False)
@@ -128,6 +135,11 @@ class KafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL_PLAINTEXT listener: connect with security.protocol=SASL_PLAINTEXT, sasl.mechanisms=PLAIN."""
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def log_file(self) -> Path:
@@ -138,11 +150,18 @@ class KafkaCluster:
             "process.roles": "broker,controller",
             "node.id": 1,
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                + " ".join(f'user_{user}="{password}"' for user, password in SASL_USERS.items())
+                + ";"
+            ),
             "log.dirs": str(self.work_dir / "data"),
             "num.partitions": 3,
             "default.replication.factor": 1,
@@ -163,6 +182,7 @@ class KafkaCluster:
     def format_storage(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        self.sasl_port = self.sasl_port or free_port()
         self.controller_port = self.controller_port or free_port()
         self.cluster_id = _cluster_id()
         config = self.work_dir / "server.properties"

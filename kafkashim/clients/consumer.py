@@ -27,6 +27,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaException, Message, TopicPartition
 
+from kafkashim.config import StrategyCallable
 from kafkashim.cutover.consumer_handoff import (
     auto_commit_enabled,
     commit_processed,
@@ -39,7 +40,7 @@ from kafkashim.cutover.consumer_handoff import (
 )
 from kafkashim.cutover.events import CutoverOutcome, CutoverState
 from kafkashim.cutover.machine import CutoverMachine
-from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.plan import CutoverPlan, CutoverReason
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
 from kafkashim.offsets.strategies import NewClusterFacts, PartitionMove, plan_positions
 from kafkashim.offsets.topics import remote_topic
@@ -83,6 +84,8 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         self._facts = NewClusterFacts()
         self._callback_errors: list[str] | None = None
         self._timestamps: dict[tuple[str, int], int] = {}
+        # True while a credentials-only cutover (same cluster, new key) positions its first assignment.
+        self._in_place = False
         self._install_hot_path()
         self._start_following()
 
@@ -103,7 +106,11 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
     def _arm(self) -> None:
         now = time.monotonic()
         has_work = self._topics is not None or bool(self._manual)
-        self._state = CutoverState.DRAINING if self._settings.cutover_drain and has_work else CutoverState.HANDING_OFF
+        # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
+        # cluster, where unread messages will still be, so it hands off at once.
+        same_cluster = self._ready is not None and self._ready[0].reason is CutoverReason.CREDENTIALS
+        drain = self._settings.cutover_drain and has_work and not same_cluster
+        self._state = CutoverState.DRAINING if drain else CutoverState.HANDING_OFF
         self._drain_deadline = now + self._settings.seconds(self._settings.cutover_drain_timeout_ms)
         self._last_message_at = now
         self._next_drain_check = 0.0
@@ -198,7 +205,9 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
             self._install_hot_path()
             self._drain_left = 0
             self._facts = facts
-            self._translate_for_mm2(plan, facts, details)
+            self._in_place = plan.reason is CutoverReason.CREDENTIALS
+            if not self._in_place:
+                self._translate_for_mm2(plan, facts, details)
             self._phase("switched", {"kafkashim.cluster": plan.target.name})
             if self._topics is not None:
                 self._state = CutoverState.JOINING
@@ -261,7 +270,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         the timestamps of the last messages handed over. Keys use the topic names of the new cluster."""
         positions = {k: off for k, off in current_positions(old).items() if off >= 0}
         timestamps: dict[tuple[str, int], int] = {}
-        if self._settings.offset_strategy == "timestamp":
+        if self._settings.offset_strategy == "timestamp" and plan.reason is CutoverReason.CLUSTER:
             timestamps = last_handed_timestamps(
                 reader_config(self._config_for(plan.source), "timestamps"),
                 positions,
@@ -315,7 +324,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]
     ) -> tuple[PartitionMove, ...]:
         """Set each partition's start offset per the strategy (in place); returns what was decided."""
-        strategy = self._settings.offset_strategy
+        strategy = self._effective_strategy()
         keys = [(tp.topic, tp.partition) for tp in partitions]
         problems = gather_facts(handle, keys, strategy, self._timestamps, self._settings.offset_rewind_ms, self._facts)
         for problem in problems:
@@ -336,6 +345,10 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
                     move.fallback_reason,
                 )
         return tuple(moves)
+
+    def _effective_strategy(self) -> str | StrategyCallable:
+        """The configured strategy, except ``resume`` right after a credentials-only cutover."""
+        return "resume" if self._in_place else self._settings.offset_strategy
 
     def _phase_positioned(self, moves: tuple[PartitionMove, ...]) -> None:
         self._phase(
@@ -384,7 +397,7 @@ class Consumer(CutoverMachine[confluent_kafka.Consumer]):
         app_cb = self._callbacks.get("on_assign")
         if app_cb is not None:
             app_cb(self, partitions)
-        if moves and not self._assign_called and self._settings.offset_strategy != "none":
+        if moves and not self._assign_called and self._effective_strategy() != "none":
             # confluent_kafka's automatic assign after the callback uses the original list, not our
             # offsets, so assign explicitly.
             if self._incremental():

@@ -140,7 +140,7 @@ def gather_facts(
             )
         except KafkaException as exc:
             problems.append(f"watermarks of {key[0]}[{key[1]}]: {exc.args[0]}")
-    if strategy in ("committed", "none"):
+    if strategy in ("committed", "none", "resume"):
         try:
             for tp in handle.committed([TopicPartition(*k) for k in keys], timeout=_WATERMARK_TIMEOUT_S * 2):
                 if tp.error is None:

@@ -14,6 +14,10 @@ Which strategy to choose is the handbook's "Define Processing Requirements" tabl
   non-Java clients).
 - ``earliest`` / ``latest``: beginning / end (duplicates allowed / misses allowed).
 - ``none``: librdkafka's own choice (committed, else ``auto.offset.reset``).
+
+One more is never configured but chosen by the consumer for a credentials-only cutover (same cluster, new
+API key): ``resume``, the exact position the application had reached, because on the same cluster the
+offsets are the same numbers. Whatever the configured strategy, rotating a key repeats and skips nothing.
 """
 
 from __future__ import annotations
@@ -113,6 +117,13 @@ def _plan_one(
         if offset is None or offset < 0:
             return fallback("the custom strategy returned no offset for this partition")
         return within(offset, "custom", "the custom strategy's offset")
+    if strategy == "resume":
+        old = facts.old_positions.get(key, -1)
+        if old >= 0:
+            mapped = old  # same cluster: the old position is its own translation
+            return within(old, "resume", "the old position")
+        # Nothing read from this partition yet: what librdkafka would do (committed, else the reset).
+        strategy = "none"
     if strategy == "earliest":
         return move(low, "earliest")
     if strategy == "latest":

@@ -127,3 +127,15 @@ def test_the_newest_checkpoint_of_the_group_wins_and_junk_is_skipped() -> None:
     ]
     newest = newest_checkpoints(records, "billing")
     assert {k: v.downstream_offset for k, v in newest.items()} == {("origin.orders", 0): 20, ("origin.orders", 1): 7}
+
+
+def test_a_credentials_only_cutover_resumes_exactly_where_the_application_was() -> None:
+    facts = NewClusterFacts(
+        watermarks={("t", 0): (0, 100), ("t", 1): (0, 50), ("t", 2): (0, 10)},
+        committed={("t", 1): 30},
+        old_positions={("t", 0): 70},
+        reset_earliest=True,
+    )
+    moves = plan_positions("resume", [("t", 0), ("t", 1), ("t", 2)], facts)
+    assert [(m.new_position, m.source) for m in moves] == [(70, "resume"), (30, "none"), (0, "none")]
+    assert moves[0].repeated == 0 and moves[0].skipped == 0 and moves[0].mapped == 70
