@@ -8,6 +8,8 @@ the one they have (I6)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -115,3 +117,40 @@ def test_a_consul_flip_moves_producer_and_consumer_with_secrets_from_vault_and_a
     assert summary(p_events) == expected
     assert summary(c_events)[:2] == expected[:2]
     assert "revoked" not in (p_events[2].error or "") and SASL_USERS["app2"] not in (p_events[2].error or "")
+
+
+def test_a_rejected_document_leaves_running_clients_on_their_cluster_with_one_log_line(
+    consul_kit: ConsulKit,
+    origin: KafkaCluster,
+    destination: KafkaCluster,
+    topic: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consul_kit.write(
+        "origin",
+        {
+            "origin": {"bootstrap.servers": origin.bootstrap_servers},
+            "destination": {"bootstrap.servers": destination.bootstrap_servers},
+        },
+    )
+    p, ledger, events = shim_producer(consul_kit)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="kafkashim"):
+        # An SRE pastes a profile that asks librdkafka to run a command, then flips to it.
+        consul_kit.sre.kv.put(
+            f"{consul_kit.prefix}/clusters/destination",
+            json.dumps({"bootstrap.servers": destination.bootstrap_servers, "sasl.kerberos.kinit.cmd": "sh x"}),
+        )
+        consul_kit.flip("destination")
+        wait(lambda: any(r.levelno >= logging.ERROR for r in caplog.records), "the rejection to be logged")
+        for _ in range(300):
+            ledger.produce(p, topic)
+            time.sleep(0.002)
+    assert p.flush(30) == 0
+    p.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert f"Consul key {consul_kit.prefix}/clusters/destination" in errors[0]
+    assert "sasl.kerberos.kinit.cmd" in errors[0] and "sh x" not in errors[0]
+    assert p.cluster == "origin" and events == []
+    assert sorted(ledger.acked) == list(range(ledger.produced)) and ledger.failed == []
+    assert {r.cluster for r in read_all(origin, topic)} == {"origin"}
