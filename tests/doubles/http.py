@@ -78,6 +78,13 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm holds the
+                # body until the client's delayed ACK (40 ms on Linux). Go's net/http, which Consul and
+                # Vault use, sets TCP_NODELAY on every connection.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
