@@ -179,7 +179,9 @@ class ControlPlane:
             self._wake.notify_all()
 
     def _on_source_error(self, exc: ShimError) -> None:
-        self._report(exc)
+        # Sources report each problem once per episode and again after they recovered, so no dedupe here:
+        # Consul down, back, and down again an hour later is two log lines.
+        self._report(exc, dedupe=False)
 
     # ------------------------------------------------------------------------------- applying
     def _apply_loop(self) -> None:
@@ -247,8 +249,9 @@ class ControlPlane:
             except Exception:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
                 logger.exception("kafkashim: a client failed to take control document epoch %s", doc.epoch)
 
-    def _report(self, exc: ShimError, kept: str = "") -> None:
-        """Count every problem; log each distinct one once (a source down for an hour logs one line)."""
+    def _report(self, exc: ShimError, kept: str = "", dedupe: bool = True) -> None:
+        """Count every problem; log it unless it is the one resolution last logged (a Vault sealed for an
+        hour, retried with back-off, logs one line)."""
         attrs = {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__}
         control_errors.add(1, attrs)
         not_applied = isinstance(exc, InvalidDocumentError) or (
@@ -256,9 +259,10 @@ class ControlPlane:
         )
         if not_applied:
             documents_rejected.add(1, attrs)
-        if str(exc) == self._last_problem:
-            return
-        self._last_problem = str(exc)
+        if dedupe:
+            if str(exc) == self._last_problem:
+                return
+            self._last_problem = str(exc)
         if kept:
             logger.warning("kafkashim: %s (%s)", exc, kept)
         else:

@@ -199,6 +199,12 @@ def test_consul_down_mid_run_keeps_the_document_reports_once_backs_off_and_recov
             assert len(errors) == 1 and "cannot reach Consul" in errors[0], errors
         finally:
             double.start()
+        time.sleep(1.0)  # the watch is back on a blocking query; nothing changed meanwhile
+        double.stop()  # a second outage: news again, logged again
+        try:
+            wait_until(lambda: len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 2, 10)
+        finally:
+            double.start()
         consul_kit.flip("b")
         f.wait_for(lambda d: d.active == "b", timeout_s=10)
 

@@ -77,11 +77,11 @@ def test_an_index_below_one_is_never_used_to_block() -> None:
     assert kv.asked[:3] == [1, None, 1]
 
 
-def test_errors_are_reported_once_and_retried_with_back_off() -> None:
+def test_errors_are_reported_once_per_outage_and_retried_with_back_off() -> None:
     down = SourceUnavailableError("cannot reach Consul", source="consul://x")
-    kv, docs, errors = run_watch([down, down, down, ("11", entries("b", 11))])
-    assert [str(e) for e in errors] == ["cannot reach Consul"]
-    assert kv.asked[:4] == [10, 10, 10, 10]
+    kv, docs, errors = run_watch([down, down, down, ("11", entries("b", 11)), ("11", entries("b", 11)), down])
+    assert [str(e) for e in errors] == ["cannot reach Consul", "cannot reach Consul"]  # two outages, two reports
+    assert kv.asked[:6] == [10, None, None, None, 11, 11]  # after an error: one non-blocking read, then block
     assert [d.active for d in docs] == ["b"]
 
 

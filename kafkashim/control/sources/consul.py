@@ -214,6 +214,9 @@ class ConsulSource:
                     outage = str(exc)
                     on_error(exc)
                 stop.wait(backoff.next_delay_s())
+                # The first read after an error does not block: its answer says at once that Consul is
+                # back (a blocking one would say so only when it returns, up to a wait later).
+                index = 0
                 continue
             backoff.reset()
             outage = None
