@@ -210,6 +210,8 @@ class ConsulSource:
             try:
                 new_index, entries = self._query(index)
             except SourceUnavailableError as exc:
+                if stop.is_set():
+                    return  # closed under a query in flight: not an outage
                 if str(exc) != outage:
                     outage = str(exc)
                     on_error(exc)
