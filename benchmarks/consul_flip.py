@@ -131,7 +131,7 @@ def main() -> None:
     print(describe("switched (producer on new cluster)", switched))
     print(describe("restart baseline (new process)", restarts))
     ratio = statistics.median(restarts) / statistics.median(switched)
-    print(f"restart p50 / flip p50 = {ratio:.1f}x  (the flip includes the {args.debounce_ms} ms debounce)")
+    print(f"restart p50 / flip p50 = {ratio:.1f}x  (flips 0.3 s apart: the leading-edge debounce holds none)")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ Two threads per plane:
 
 - the **watcher** runs the source's own watch loop (a file's stat poll, Consul's blocking queries) and
   drops each new template document into a one-slot mailbox;
-- the **applier** takes the newest template after a short debounce window
-  (``kafkashim.source.debounce.ms``: a burst of edits, or a key flapping, becomes one cutover), resolves
+- the **applier** takes the newest template, debounced on the leading edge
+  (``kafkashim.source.debounce.ms``: a change after a quiet window applies at once; changes within the
+  window of the last one are held to its end and coalesced, so a flapping key makes two cutovers), resolves
   its ``${...}`` references, and publishes the result to the clients if it differs from the current one.
   It also re-resolves the current template every ``kafkashim.secrets.refresh.interval.ms`` (jittered in
   [1/2, 1] of it), which is how a rotated secret turns into a credentials-only cutover, and keeps the secret
@@ -79,6 +80,7 @@ class ControlPlane:
         self._wake = threading.Condition()
         self._last_problem: str | None = None
         self._retry_at: float | None = None
+        self._last_change_at = float("-inf")
         self._next_refresh = self._jittered_refresh()
         self._threads = [
             threading.Thread(target=self._watch, name=f"kafkashim-watch-{self._kind}", daemon=True),
@@ -193,10 +195,16 @@ class ControlPlane:
             if self._stop.is_set():
                 return
             if template is not None:
-                if self._debounce_s > 0 and self._stop.wait(self._debounce_s):
-                    return
-                with self._wake:  # coalesce: whatever arrived during the window replaces it
-                    template, self._mailbox = self._mailbox or template, None
+                # Debounce on the leading edge: a change after a quiet window applies at once (a flip costs
+                # no delay); one within the window of the last applied change waits for the window's end,
+                # and whatever arrived meanwhile replaces it (a flapping key makes two cutovers, not forty).
+                hold_s = self._last_change_at + self._debounce_s - time.monotonic()
+                if hold_s > 0:
+                    if self._stop.wait(hold_s):
+                        return
+                    with self._wake:
+                        template, self._mailbox = self._mailbox or template, None
+                self._last_change_at = time.monotonic()
                 self._template = template
                 self._apply()
                 continue

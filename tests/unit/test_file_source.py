@@ -154,3 +154,28 @@ def test_clients_of_one_source_share_one_plane(control: Path) -> None:
         assert c is not a  # the last release stopped the old one; a new client starts afresh
     finally:
         c.release()
+
+
+def test_an_isolated_change_applies_at_once_and_a_burst_after_it_is_coalesced(control: Path) -> None:
+    settings = ShimSettings(source=control.as_uri(), source_poll_interval_ms=10, source_debounce_ms=3000)
+    plane = ControlPlane.acquire(settings)
+    seen: list[ControlDocument] = []
+    plane.subscribe(seen.append)
+    try:
+        write(control, active="b")
+        deadline = time.monotonic() + 2.0  # well inside the 3 s window: not held for it
+        while plane.current.active != "b":
+            assert time.monotonic() < deadline, "an isolated change waited for the debounce window"
+            time.sleep(0.01)
+        for active in ("a", "b", "a", "b", "a"):  # a burst right after: held to the window's end, then one
+            write(control, active=active)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert plane.current.active == "b"  # still held
+        deadline = time.monotonic() + 10
+        while plane.current.active != "a":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert [d.active for d in seen] == ["b", "a"]
+    finally:
+        plane.release()
