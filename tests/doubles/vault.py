@@ -104,6 +104,7 @@ class VaultDouble:
         self.renewals = 0
         self.logins = 0
         self.reads = 0
+        self.requests = 0
         self.namespaces_seen: set[str] = set()
         self.server = LoopbackServer(self.route)
 
@@ -130,6 +131,7 @@ class VaultDouble:
 
     # -------------------------------------------------------------------------------- routing
     def route(self, req: Request) -> Response:
+        self.requests += 1
         ns = req.headers.get("X-Vault-Namespace")
         if ns:
             self.namespaces_seen.add(ns)

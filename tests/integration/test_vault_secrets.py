@@ -109,6 +109,29 @@ def test_the_token_is_renewed_before_it_expires(
         assert vault_kit.store.double.renewals >= 2
 
 
+def test_a_renewal_that_fails_is_retried_later_not_in_a_loop(
+    vault_kit: VaultKit, ccloud_doc: ControlFile, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    double = needs_double(vault_kit.store)
+    admin = vault_kit.admin
+    role = f"short-{vault_kit.base.rsplit('/', 1)[1]}"
+    admin.auth.approle.create_or_update_approle(role, token_policies=[vault_kit.policy], token_ttl="3s")
+    monkeypatch.delenv("VAULT_TOKEN")
+    monkeypatch.setenv("KAFKASHIM_VAULT_ROLE_ID", admin.auth.approle.read_role_id(role)["data"]["role_id"])
+    monkeypatch.setenv("KAFKASHIM_VAULT_SECRET_ID", admin.auth.approle.generate_secret_id(role)["data"]["secret_id"])
+    with follow(ccloud_doc.url) as f, caplog.at_level(logging.WARNING, "kafkashim"):
+        assert creds(f.current) == ("KEY1", API_SECRET)
+        double.seal()
+        try:
+            before = double.requests
+            time.sleep(3.5)  # renewal falls due at 2 s and fails, and so does logging in again: Vault is sealed
+            assert 1 <= double.requests - before <= 4, double.requests - before
+            assert any("sealed" in r.getMessage() for r in caplog.records)
+        finally:
+            double.unseal()
+        assert creds(f.current) == ("KEY1", API_SECRET)  # the clients keep what they have
+
+
 def test_secrets_are_re_read_on_the_refresh_interval_and_a_rotation_becomes_a_new_document(
     vault_kit: VaultKit, ccloud_doc: ControlFile
 ) -> None:

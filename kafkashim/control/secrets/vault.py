@@ -43,6 +43,7 @@ from kafkashim.errors import (
     SecretBackendUnavailableError,
     SecretError,
     SecretNotFoundError,
+    ShimError,
 )
 from kafkashim.telemetry import logger
 
@@ -51,6 +52,8 @@ _TIMEOUT_S: Final = 10
 # Renew (or log in again) when this share of the token's TTL has passed: early enough to survive a slow or
 # failed attempt and retry, late enough not to churn.
 _RENEW_AT: Final = 2 / 3
+# After a failed renewal or login, try again this much later.
+_RETRY_S: Final = 10.0
 _AUTH_METHODS: Final = ("token", "approle", "kubernetes")
 
 
@@ -227,9 +230,19 @@ class VaultBackend(SecretBackend):
         return self._renew_at
 
     def maintain(self) -> None:
-        """Renew the token (``POST /v1/auth/token/renew-self``); log in again when it cannot be renewed."""
+        """Renew the token (``POST /v1/auth/token/renew-self``); log in again when it cannot be renewed.
+
+        A failure is raised for the plane to report, and the next attempt is due `_RETRY_S` later: never
+        at once, or a Vault that is down would be asked in a tight loop."""
         if self._renew_at is None or self._clock() < self._renew_at:
             return
+        try:
+            self._renew_or_log_in()
+        except ShimError:
+            self._renew_at = self._clock() + _RETRY_S
+            raise
+
+    def _renew_or_log_in(self) -> None:
         if self._renewable:
             try:
                 with map_errors(None, "renew the token"):
@@ -239,8 +252,7 @@ class VaultBackend(SecretBackend):
                 return
             except SecretError as exc:
                 if self._method == "token":
-                    self._renew_at = self._clock() + 10.0  # try again soon; the current token may still work
-                    raise
+                    raise  # nothing else to try; the current token may still work until it expires
                 logger.info("kafkashim: Vault token renewal failed (%s); logging in again", exc)
         elif self._method == "token":
             logger.warning("kafkashim: the Vault token is not renewable and expires soon; reads will fail after that")
