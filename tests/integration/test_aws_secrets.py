@@ -62,6 +62,18 @@ def test_a_rotation_is_detected_by_version_id_while_the_client_runs(
     assert aws_kit.proxy.calls.count("GetSecretValue") == 2
 
 
+def test_without_describe_secret_permission_a_rotation_is_still_picked_up(
+    aws_kit: AwsKit, control_file: Callable[..., ControlFile]
+) -> None:
+    kafka = aws_kit.create("kafka", {"api_secret": "S1"})
+    cf = doc_with(control_file, **{"sasl.password": aws_kit.ref(kafka, "api_secret")})
+    aws_kit.proxy.inject("AccessDeniedException", "DescribeSecret")  # a policy granting GetSecretValue only
+    with follow(cf.url, secrets_refresh_interval_ms=1000) as f:
+        aws_kit.rotate(kafka, {"api_secret": "S2"})
+        f.wait_for(lambda d: prop(d, "sasl.password") == "S2", timeout_s=5)
+        assert f.docs and all(prop(d, "sasl.password") == "S2" for d in f.docs)
+
+
 def test_throttling_mid_run_keeps_the_value_warns_once_and_recovers(
     aws_kit: AwsKit, control_file: Callable[..., ControlFile], caplog: pytest.LogCaptureFixture
 ) -> None:

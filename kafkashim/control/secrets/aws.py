@@ -5,7 +5,8 @@ Wire calls (AWS Secrets Manager API reference):
 - ``DescribeSecret(SecretId)``: which VersionId carries the AWSCURRENT stage now (no secret material);
 - ``GetSecretValue(SecretId, VersionStage="AWSCURRENT")``: only when that VersionId is not the one held.
 
-So a refresh costs one DescribeSecret while nothing rotated, and a rotation (a new version moved to
+So a refresh costs one DescribeSecret while nothing rotated (if the IAM policy denies DescribeSecret, each
+refresh reads the value instead), and a rotation (a new version moved to
 AWSCURRENT by ``PutSecretValue`` or a rotation Lambda) is picked up by its VersionId at the next refresh,
 the way aws-secretsmanager-caching-python detects it. Credentials and region come from boto3's standard
 chain (environment, shared config, SSO, container and instance roles); ``AWS_ENDPOINT_URL_SECRETS_MANAGER``
@@ -26,6 +27,7 @@ from kafkashim.errors import (
     SecretBackendUnavailableError,
     SecretNotFoundError,
 )
+from kafkashim.telemetry import logger
 
 # Error codes of the Secrets Manager API (and the AWS-wide auth ones) by what they mean for a reference.
 _NOT_FOUND: Final = frozenset({"ResourceNotFoundException", "InvalidRequestException", "InvalidParameterException"})
@@ -101,17 +103,26 @@ class AwsSecretsManagerBackend(SecretBackend):
                     key="AWS_REGION",
                 ) from None
         self._client = client
+        self._describe_allowed = True
 
     def __repr__(self) -> str:
         return f"AwsSecretsManagerBackend(region={self._client.meta.region_name!r})"
 
     def read(self, target: str, previous: Secret | None) -> Secret:
         ref = Reference("aws-sm", target)
-        if previous is not None and previous.version:
-            with map_errors(ref):
-                stages = self._client.describe_secret(SecretId=target).get("VersionIdsToStages", {})
-            if _CURRENT in stages.get(previous.version, ()):
-                return previous  # not rotated: no secret material fetched
+        if previous is not None and previous.version and self._describe_allowed:
+            try:
+                with map_errors(ref):
+                    stages = self._client.describe_secret(SecretId=target).get("VersionIdsToStages", {})
+                if _CURRENT in stages.get(previous.version, ()):
+                    return previous  # not rotated: no secret material fetched
+            except SecretAccessDeniedError:
+                # Many policies grant only GetSecretValue; reading the value each refresh works as well.
+                self._describe_allowed = False
+                logger.info(
+                    "kafkashim: secretsmanager:DescribeSecret is not allowed; refreshes read the secret value "
+                    "instead (grant DescribeSecret to check for rotation without fetching secret material)"
+                )
         with map_errors(ref):
             response = self._client.get_secret_value(SecretId=target, VersionStage=_CURRENT)
         if "SecretString" not in response:
