@@ -74,7 +74,7 @@ class ControlPlane:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._refs = 0
-        self._key = source.url
+        self._key = settings.source  # the registry key: the URL as the clients wrote it
         self._stop = threading.Event()
         self._mailbox: ControlDocument | None = None
         self._wake = threading.Condition()
@@ -104,7 +104,6 @@ class ControlPlane:
                     resolver.close()
                     source.close()
                     raise
-                plane._key = url
                 for thread in plane._threads:
                     thread.start()
                 cls._registry[url] = plane

@@ -1,7 +1,7 @@
 """Turn a template document (values with ``${...}`` references) into the document clients use.
 
 `SecretResolver.resolve` reads every secret the template refers to, once per pass, from the backend its
-scheme names (`kafkashim.control.secrets.backends`), substitutes the values, and re-checks what the
+scheme names (`kafkashim.control.secrets.backend_factory`), substitutes the values, and re-checks what the
 substitution produced: a resolved ``ssl.endpoint.identification.algorithm`` must still be ``https`` and a
 resolved ``bootstrap.servers`` must still be non-empty. Every cluster's references are resolved, not only
 the active one's, so a flip never waits for (or fails on) a secret nobody read before.
@@ -180,28 +180,30 @@ def _field(ref: Reference, secret: Secret, source: str, path: str) -> str:
     if ref.field is None:
         if isinstance(payload, str):
             return payload
-        return _missing(ref, source, path, "holds several fields; name one after '#'", payload)
+        raise _missing(ref, source, path, "holds several fields; name one after '#'", payload)
     if isinstance(payload, str):
         try:
             parsed = json.loads(payload)
         except ValueError:
-            return _missing(ref, source, path, "is not JSON, so it has no fields; drop the '#field'", None)
+            raise _missing(ref, source, path, "is not JSON, so it has no fields; drop the '#field'", None) from None
         if not isinstance(parsed, dict):
-            return _missing(ref, source, path, "is JSON but not an object, so it has no fields", None)
+            raise _missing(ref, source, path, "is JSON but not an object, so it has no fields", None)
         payload = parsed
     if ref.field not in payload:
-        return _missing(ref, source, path, f"has no field {ref.field!r}", payload)
+        raise _missing(ref, source, path, f"has no field {ref.field!r}", payload)
     value = payload[ref.field]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
-    return _missing(ref, source, path, f"field {ref.field!r} is not a string or number", None)
+    raise _missing(ref, source, path, f"field {ref.field!r} is not a string or number", None)
 
 
-def _missing(ref: Reference, source: str, path: str, what: str, fields: Mapping[str, object] | None) -> str:
+def _missing(
+    ref: Reference, source: str, path: str, what: str, fields: Mapping[str, object] | None
+) -> SecretNotFoundError:
     known = f" (fields: {', '.join(sorted(fields))})" if fields else ""
-    raise SecretNotFoundError(
+    return SecretNotFoundError(
         f"control document from {source}: {path}: the secret behind {ref} {what}{known}",
         reference=ref.text,
         source=source,
