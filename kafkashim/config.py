@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kafkashim.errors import ConfigurationError, MissingSettingError
+from kafkashim.offsets.strategies import STRATEGIES
 
 PREFIX: Final = "kafkashim."
 
-OFFSET_STRATEGIES: Final = ("committed", "earliest", "latest", "mm2", "none", "timestamp")
-"""Named offset strategies (design §5); a callable is accepted too."""
+OFFSET_STRATEGIES: Final = tuple(sorted(STRATEGIES))
+"""Named offset strategies (design §5, one module each in kafkashim/offsets/strategies/); a callable is
+accepted too."""
 
 REPLICATION_POLICIES: Final = ("default", "identity")
 

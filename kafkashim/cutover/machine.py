@@ -37,6 +37,7 @@ from kafkashim.cutover.events import (
     publish,
 )
 from kafkashim.cutover.plan import CutoverPlan, merge_client_config, plan_cutover
+from kafkashim.cutover.routes import ClientIdentity, resolve_route
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
@@ -245,7 +246,9 @@ class CutoverMachine(Generic[H]):
                 self._ready = None
                 self._disarm()
                 self._discard_handle(stale)
-            plan = plan_cutover(self._profile, doc)
+            plan = plan_cutover(
+                self._profile, resolve_route(doc, ClientIdentity.of(self._role, self._app_conf)).profile, doc.epoch
+            )
             superseded = self._take_span()
             if superseded is not None:
                 superseded.end("superseded")

@@ -1,7 +1,7 @@
-"""Pure cutover decisions: does a new control document move this client, and with which config.
+"""Pure cutover decisions: does a route move this client, and with which librdkafka config.
 
-No I/O, no clock, no threads: the client classes feed these functions the document they hold and the one
-that arrived, and act on the answer. Tested exhaustively in tests/unit/test_plan.py.
+No I/O, no clock, no threads: the engine feeds `plan_cutover` where the client is and where route
+resolution (`kafkashim.cutover.routes`) sends it, and acts on the answer. Tested in tests/unit/test_plan.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from kafkashim.control.document import ClusterProfile, ControlDocument
+from kafkashim.control.document import ClusterProfile
 from kafkashim.errors import ConfigurationError
 
 
@@ -23,6 +23,14 @@ class CutoverReason(StrEnum):
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a client is: the cluster profile it uses, under which document epoch."""
+
+    profile: ClusterProfile
+    epoch: int
+
+
+@dataclass(frozen=True)
 class CutoverPlan:
     """Move from ``source`` to ``target`` because of document ``epoch``."""
 
@@ -31,14 +39,19 @@ class CutoverPlan:
     epoch: int
     reason: CutoverReason
 
+    @property
+    def placement(self) -> Placement:
+        """Where the client is once this plan is carried out."""
+        return Placement(self.target, self.epoch)
 
-def plan_cutover(current: ClusterProfile, doc: ControlDocument) -> CutoverPlan | None:
-    """The cutover ``doc`` asks of a client connected with ``current``, or None if it asks none."""
-    target = doc.active_profile
+
+def plan_cutover(current: ClusterProfile, target: ClusterProfile, epoch: int) -> CutoverPlan | None:
+    """The cutover that moving a client connected with ``current`` to ``target`` (the profile route
+    resolution gave it under document ``epoch``) takes, or None if it takes none."""
     if target == current:
         return None
     reason = CutoverReason.CLUSTER if target.name != current.name else CutoverReason.CREDENTIALS
-    return CutoverPlan(source=current, target=target, epoch=doc.epoch, reason=reason)
+    return CutoverPlan(source=current, target=target, epoch=epoch, reason=reason)
 
 
 def merge_client_config(

@@ -139,3 +139,54 @@ def test_a_credentials_only_cutover_resumes_exactly_where_the_application_was() 
     moves = plan_positions("resume", [("t", 0), ("t", 1), ("t", 2)], facts)
     assert [(m.new_position, m.source) for m in moves] == [(70, "resume"), (30, "none"), (0, "none")]
     assert moves[0].repeated == 0 and moves[0].skipped == 0 and moves[0].mapped == 70
+
+
+def test_every_configurable_strategy_is_registered_once_and_accepted_by_the_config() -> None:
+    from kafkashim.config import OFFSET_STRATEGIES
+    from kafkashim.offsets.strategies import STRATEGIES
+
+    assert tuple(sorted(STRATEGIES)) == OFFSET_STRATEGIES
+    assert "resume" not in OFFSET_STRATEGIES  # chosen by the consumer, never configured
+
+
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("committed", {"committed"}),
+        ("earliest", set()),
+        ("latest", set()),
+        ("mm2", {"mm2_checkpoints"}),
+        ("none", {"committed"}),
+        ("timestamp", {"last_timestamps"}),
+    ],
+)
+def test_each_strategy_declares_the_facts_it_needs(name: str, needs: set[str]) -> None:
+    from kafkashim.config import ShimSettings
+    from kafkashim.offsets.strategies import STRATEGIES
+
+    strategy = STRATEGIES[name](ShimSettings(source="file:///x", mm2_source_alias="origin"))
+    assert {f.value for f in strategy.needs} == needs
+    assert strategy.name == name
+    assert strategy.repositions is (name != "none")
+
+
+def test_strategies_built_from_settings_carry_their_parameters() -> None:
+    from kafkashim.config import ShimSettings
+    from kafkashim.offsets.strategies import strategy_for
+
+    mm2 = strategy_for(ShimSettings(source="f", offset_strategy="mm2", mm2_source_alias="dc1", mm2_separator="_"))
+    assert mm2.topic_on_new_cluster("orders") == "dc1_orders"
+    identity = strategy_for(
+        ShimSettings(source="f", offset_strategy="mm2", mm2_source_alias="dc1", mm2_replication_policy="identity")
+    )
+    assert identity.topic_on_new_cluster("orders") == "orders"
+    ts = strategy_for(ShimSettings(source="f", offset_strategy="timestamp", offset_rewind_ms=250))
+    assert ts.time_lookups(NewClusterFacts(last_timestamps={K: 1_000, ("o", 1): 100})) == {K: 750, ("o", 1): 0}
+    assert strategy_for(ShimSettings(source="f", offset_strategy="earliest")).topic_on_new_cluster("orders") == "orders"
+
+    def chosen(tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 77) for tp in tps]
+
+    custom = strategy_for(ShimSettings(source="f", offset_strategy=chosen))
+    (move,) = custom.plan([K], facts())
+    assert (move.new_position, move.source) == (77, "custom")

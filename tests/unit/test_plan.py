@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kafkashim.control.document import ClusterProfile, ControlDocument
-from kafkashim.cutover.plan import CutoverReason, merge_client_config, plan_cutover
+from kafkashim.cutover.plan import CutoverPlan, CutoverReason, merge_client_config, plan_cutover
+from kafkashim.cutover.routes import ClientIdentity, resolve_route
 from kafkashim.errors import ConfigurationError
 
 ONPREM = ClusterProfile("onprem", {"bootstrap.servers": "kafka-1:9092"})
@@ -17,25 +18,60 @@ def document(active: str, epoch: int = 1, **profiles: ClusterProfile) -> Control
     return ControlDocument(active=active, epoch=epoch, clusters=clusters)
 
 
+def plan(current: ClusterProfile, doc: ControlDocument, role: str = "producer") -> CutoverPlan | None:
+    route = resolve_route(doc, ClientIdentity.of(role, {"client.id": "c1", "group.id": "g1"}))
+    return plan_cutover(current, route.profile, doc.epoch)
+
+
+@pytest.mark.parametrize(
+    ("role", "conf", "identity"),
+    [
+        ("producer", {}, ClientIdentity("producer")),
+        (
+            "producer",
+            {"client.id": "a", "group.id": "ignored", "transactional.id": "tx"},
+            ClientIdentity("producer", client_id="a", transactional_id="tx"),
+        ),
+        (
+            "consumer",
+            {"client.id": "b", "group.id": "billing", "transactional.id": "ignored"},
+            ClientIdentity("consumer", client_id="b", group_id="billing"),
+        ),
+        ("consumer", {"group.id": "", "client.id": 7}, ClientIdentity("consumer")),
+    ],
+)
+def test_a_client_identity_holds_the_names_its_role_uses(
+    role: str, conf: dict[str, object], identity: ClientIdentity
+) -> None:
+    assert ClientIdentity.of(role, conf) == identity
+
+
+@pytest.mark.parametrize("role", ["producer", "consumer"])
+def test_every_client_is_routed_to_the_active_cluster(role: str) -> None:
+    for active, profile in (("onprem", ONPREM), ("ccloud", CCLOUD)):
+        assert resolve_route(document(active), ClientIdentity.of(role, {"group.id": "g"})).profile == profile
+
+
 def test_the_same_active_profile_needs_no_cutover() -> None:
-    assert plan_cutover(ONPREM, document("onprem", epoch=9)) is None
+    assert plan(ONPREM, document("onprem", epoch=9)) is None
 
 
 def test_another_active_cluster_is_a_cluster_cutover() -> None:
-    plan = plan_cutover(ONPREM, document("ccloud", epoch=8))
-    assert plan is not None
-    assert (plan.source, plan.target, plan.epoch, plan.reason) == (ONPREM, CCLOUD, 8, CutoverReason.CLUSTER)
+    moving = plan(ONPREM, document("ccloud", epoch=8))
+    assert moving is not None
+    assert (moving.source, moving.target, moving.epoch, moving.reason) == (ONPREM, CCLOUD, 8, CutoverReason.CLUSTER)
+    assert (moving.placement.profile, moving.placement.epoch) == (CCLOUD, 8)
 
 
 def test_rotated_credentials_on_the_same_cluster_are_a_credentials_cutover() -> None:
     rotated = ClusterProfile("ccloud", {**CCLOUD.properties, "sasl.password": "s2"})
-    plan = plan_cutover(CCLOUD, document("ccloud", ccloud=rotated))
-    assert plan is not None and plan.reason is CutoverReason.CREDENTIALS and plan.target == rotated
+    moving = plan(CCLOUD, document("ccloud", ccloud=rotated))
+    assert moving is not None and moving.reason is CutoverReason.CREDENTIALS and moving.target == rotated
 
 
 def test_changes_to_inactive_clusters_are_ignored() -> None:
     moved = ClusterProfile("ccloud", {"bootstrap.servers": "elsewhere:9092"})
-    assert plan_cutover(ONPREM, document("onprem", ccloud=moved)) is None
+    assert plan(ONPREM, document("onprem", ccloud=moved)) is None
 
 
 def test_merged_config_takes_connection_from_the_profile_and_behaviour_from_the_app() -> None:
