@@ -6,7 +6,14 @@ to the control document instead of a redeploy. See docs/ for concepts, runbooks 
 
 from kafkashim._version import __version__
 from kafkashim.clients import Consumer, Producer
-from kafkashim.cutover.events import CutoverEvent, CutoverOutcome, CutoverState
+from kafkashim.cutover.events import (
+    ConsumerDetails,
+    CutoverEvent,
+    CutoverOutcome,
+    CutoverState,
+    NoDetails,
+    ProducerDetails,
+)
 from kafkashim.errors import (
     ConfigurationError,
     ControlPlaneError,
@@ -26,6 +33,7 @@ from kafkashim.errors import (
 __all__ = [
     "ConfigurationError",
     "Consumer",
+    "ConsumerDetails",
     "ControlPlaneError",
     "CutoverEvent",
     "CutoverOutcome",
@@ -33,7 +41,9 @@ __all__ = [
     "ForbiddenPropertyError",
     "InvalidDocumentError",
     "MissingSettingError",
+    "NoDetails",
     "Producer",
+    "ProducerDetails",
     "SecretAccessDeniedError",
     "SecretBackendUnavailableError",
     "SecretError",

@@ -27,6 +27,9 @@ accepted too."""
 
 REPLICATION_POLICIES: Final = ("default", "identity")
 
+OFFSET_FALLBACKS: Final = ("auto.offset.reset", "earliest", "latest")
+"""Where a partition starts at a cutover when the strategy cannot position it (``kafkashim.offset.fallback``)."""
+
 # A custom strategy: receives the partitions assigned on the new cluster, returns them with offsets set.
 StrategyCallable = Callable[[list[Any]], list[Any]]
 
@@ -93,6 +96,17 @@ def _parse_policy(key: str, raw: object) -> str:
     return value
 
 
+def _parse_fallback(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).lower()
+    if value not in OFFSET_FALLBACKS:
+        raise ConfigurationError(
+            f"{key}={value!r} is not a fallback kafkashim knows; use earliest (never misses a message, the "
+            "default), latest, or auto.offset.reset (whatever the application's auto.offset.reset says)",
+            key=key,
+        )
+    return value
+
+
 def _parse_key_list(key: str, raw: object) -> frozenset[str]:
     if isinstance(raw, str):
         items = [part.strip() for part in raw.split(",")]
@@ -134,6 +148,7 @@ _CONSUL_MAX_WAIT_MS: Final = 600_000
 _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.source": _Spec("source", _parse_str, None),
     "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "none"),
+    "kafkashim.offset.fallback": _Spec("offset_fallback", _parse_fallback, "auto.offset.reset"),
     "kafkashim.offset.rewind.ms": _Spec("offset_rewind_ms", _int(0), 0),
     "kafkashim.mm2.source.alias": _Spec("mm2_source_alias", _parse_str, ""),
     "kafkashim.mm2.replication.policy": _Spec("mm2_replication_policy", _parse_policy, "default"),
@@ -165,6 +180,7 @@ class ShimSettings:
 
     source: str
     offset_strategy: str | StrategyCallable = "none"
+    offset_fallback: str = "auto.offset.reset"
     offset_rewind_ms: int = 0
     mm2_source_alias: str = ""
     mm2_replication_policy: str = "default"

@@ -99,6 +99,10 @@ class JavaProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
     def stop(self, timeout_s: float) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
@@ -228,6 +232,14 @@ class KafkaCluster:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._jvm.stop(timeout_s)
+
+    def freeze(self) -> None:
+        """SIGSTOP the JVM: its ports still accept TCP connections (the kernel completes the handshake) but
+        nothing answers, as a hung or partitioned broker. `thaw` resumes it."""
+        self._jvm.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._jvm.send_signal(signal.SIGCONT)
 
     def create_topic(self, topic: str, partitions: int = 3, config: Mapping[str, str] | None = None) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic

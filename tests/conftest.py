@@ -125,6 +125,19 @@ def topic(request: pytest.FixtureRequest, origin: KafkaCluster, destination: Kaf
 
 
 @pytest.fixture
+def doomed_cluster(kafka_work_dir: Path) -> Iterator[KafkaCluster]:
+    """A third cluster a test may kill or freeze (stopped at the end of the test)."""
+    cluster = KafkaCluster(name="doomed", work_dir=kafka_work_dir / f"doomed-{uuid.uuid4().hex[:6]}")
+    cluster.start()
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.thaw()
+        cluster.stop()
+
+
+@pytest.fixture
 def mirror_maker(
     kafka_work_dir: Path, origin: KafkaCluster, destination: KafkaCluster
 ) -> Iterator[Callable[..., MirrorMaker2]]:

@@ -1,4 +1,4 @@
-"""The shimmed clients: thin classes over the cutover machine whose hot path is confluent_kafka's own."""
+"""The shimmed clients: façades over the cutover engine whose hot path is confluent_kafka's own."""
 
 from kafkashim.clients.consumer import Consumer
 from kafkashim.clients.producer import Producer

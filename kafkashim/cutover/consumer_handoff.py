@@ -1,161 +1,485 @@
-"""The consumer's side of a hand-off (I4): how much is left to read, and committing what was processed.
+"""The consumer's hand-off (I4), on the application's thread at its next poll()/consume() once armed.
 
-Stop-Wait-Restart (handbook, "Migrate without Replicating Topic Data"): a consumer keeps reading the old
-cluster until its lag is 0, then moves. `unread_messages` measures that lag from the broker's high
-watermarks (``ListOffsets``) and this member's positions.
+1. **Drain** (``kafkashim.cutover.drain``, default on): keep reading the old cluster until this member's lag
+   is 0 and no message arrived for ``kafkashim.cutover.drain.quiet.ms`` (producers moving at the same
+   moment may still write their last messages there), or until ``kafkashim.cutover.drain.timeout.ms``.
+   While draining, a blocking poll() returns after at most 200 ms so the check can run.
+2. **Switch**: note the positions (and whatever else the offset strategy declared it needs from the old
+   cluster), commit what the application was handed if it uses auto commit (with manual commits the
+   application's own commits stand), and close the old consumer: it leaves its group, firing the
+   application's ``on_revoke``. Then subscribe (or assign) on the new cluster with the same topics and
+   callbacks.
+3. **Position**: the first assignment on the new cluster is positioned by the offset strategy
+   (`kafkashim.offsets.strategies`), from the facts it declared; the cutover is reported then.
+
+A poll()/consume() that performs the hand-off returns normally: None or fewer messages. The subscription
+state (topics, callbacks, manual assignment) lives here because it is what the hand-off carries across.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
-import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
-from kafkashim.offsets.strategies import NewClusterFacts
+from kafkashim.cutover.consumer_io import (
+    auto_commit_enabled,
+    commit_processed,
+    current_positions,
+    gather_facts,
+    last_handed_timestamps,
+    reader_config,
+    resets_to_earliest,
+    unread_messages,
+)
+from kafkashim.cutover.events import ConsumerDetails
+from kafkashim.cutover.handoff import Claim, Completion
+from kafkashim.cutover.plan import CutoverPlan, CutoverReason
+from kafkashim.cutover.states import Phase
+from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
+from kafkashim.offsets.strategies import (
+    Fact,
+    NewClusterFacts,
+    OffsetStrategy,
+    PartitionMove,
+    Resume,
+    risk_summary,
+    strategy_for,
+)
+from kafkashim.offsets.strategies.mm2 import MirrorMaker2
+from kafkashim.telemetry import logger
 
-Key = tuple[str, int]
+if TYPE_CHECKING:
+    from kafkashim.cutover.engine import CutoverEngine
 
-_WATERMARK_TIMEOUT_S = 5.0
+RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 
-
-def auto_commit_enabled(app_conf: Mapping[str, Any]) -> bool:
-    return str(app_conf.get("enable.auto.commit", True)).lower() not in ("false", "0")
-
-
-def resets_to_earliest(app_conf: Mapping[str, Any]) -> bool:
-    return str(app_conf.get("auto.offset.reset", "latest")).lower() in ("earliest", "smallest", "beginning")
-
-
-def current_positions(handle: confluent_kafka.Consumer) -> dict[Key, int]:
-    """Next offset to hand to the application per assigned partition (-1001 if not known yet)."""
-    assignment = handle.assignment()
-    if not assignment:
-        return {}
-    positions = {(tp.topic, tp.partition): tp.offset for tp in handle.position(assignment)}
-    unknown = [TopicPartition(t, p) for (t, p), off in positions.items() if off < 0]
-    if unknown:
-        # librdkafka knows a position only once a message of that partition reached the application;
-        # before that, the group's committed offset is where reading would start.
-        for tp in handle.committed(unknown, timeout=_WATERMARK_TIMEOUT_S):
-            positions[(tp.topic, tp.partition)] = tp.offset
-    return positions
-
-
-def unread_messages(handle: confluent_kafka.Consumer, app_conf: Mapping[str, Any]) -> int:
-    """Messages of this member's assignment not yet handed to the application (0 when unassigned)."""
-    positions = current_positions(handle)
-    lag = 0
-    for (topic, partition), offset in positions.items():
-        tp = TopicPartition(topic, partition)
-        # The high watermark every fetch response carries is fresh enough for a consumer that is fetching
-        # (fetch.wait.max.ms, 500 ms by default); a ListOffsets round trip per partition took ~0.4 s each
-        # on a loaded broker and dominated the drain. Only partitions not fetched yet ask the broker.
-        low, high = handle.get_watermark_offsets(tp, cached=True)
-        if high < 0:
-            low, high = handle.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
-        if offset < 0:
-            lag += max(high - low, 0) if resets_to_earliest(app_conf) else 0
-        else:
-            lag += max(high - offset, 0)
-    return lag
+# How long a poll() may block while draining before it returns so the drain check can run, and how often
+# that check may query the old cluster's watermarks.
+_DRAIN_POLL_S = 0.2
+_DRAIN_CHECK_INTERVAL_S = 0.2
 
 
-def commit_processed(handle: confluent_kafka.Consumer) -> str | None:
-    """Synchronously commit the offsets stored for messages the application has had.
+class ConsumerHotPath(Protocol):
+    """The façade's hot-path attributes, which the hand-off swaps."""
 
-    With ``enable.auto.offset.store`` (the default) librdkafka stores an offset when poll() hands the
-    message over, so this commits exactly what the application processed. Returns an error description,
-    or None on success or when there was nothing to commit.
-    """
-    try:
-        handle.commit(asynchronous=False)
-    except KafkaException as exc:
-        err = exc.args[0]
-        if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
-            return None
-        return str(err)
-    return None
+    poll: Callable[..., Message | None]
+    consume: Callable[..., list[Message]]
 
 
-def reader_config(client_conf: Mapping[str, Any], purpose: str) -> dict[str, Any]:
-    """Config for a short-lived reader on the same cluster: no application callbacks, no static
-    membership, its own group id, no commits. It only ever assigns, so no group is joined."""
-    conf = {
-        k: v
-        for k, v in client_conf.items()
-        if not callable(v) and k not in ("group.instance.id", "group.protocol") and not k.startswith("kafkashim.")
-    }
-    conf.update({"group.id": f"kafkashim-{purpose}-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
-    return conf
+@dataclasses.dataclass
+class _Joining:
+    """A switched hand-off waiting for its first assignment on the new cluster."""
+
+    claim: Claim[confluent_kafka.Consumer]
+    strategy: OffsetStrategy
+    facts: NewClusterFacts
+    details: ConsumerDetails
+    switched_at: float
 
 
-def last_handed_timestamps(
-    client_conf: Mapping[str, Any], positions: Mapping[Key, int], timeout_s: float
-) -> dict[Key, int]:
-    """Timestamp (ms) of the last message handed to the application per partition, read back from the old
-    cluster at offset ``position - 1``. A partition whose record cannot be read in time is left out (the
-    strategy then reports a fallback). Costs one fetch per partition, at cutover only, so the hot path
-    records nothing."""
-    wanted = {key: offset - 1 for key, offset in positions.items() if offset > 0}
-    if not wanted:
-        return {}
-    reader = confluent_kafka.Consumer(reader_config(client_conf, "timestamp-reader"))
-    found: dict[Key, int] = {}
-    try:
-        reader.assign([TopicPartition(t, p, offset) for (t, p), offset in wanted.items()])
-        deadline = time.monotonic() + timeout_s
-        while len(found) < len(wanted) and time.monotonic() < deadline:
-            msg = reader.poll(0.2)
-            if msg is None or msg.error() is not None:
-                continue
-            key = (msg.topic() or "", msg.partition() or 0)
-            if wanted.get(key) == msg.offset():
-                ts_type, ts = msg.timestamp()
-                if ts_type != confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
-                    found[key] = ts
-    finally:
-        reader.close()
-    return found
+class ConsumerHandOff:
+    """Hand-off of one `kafkashim.Consumer`; implements `kafkashim.cutover.handoff.HandOff`."""
 
+    def __init__(self, engine: CutoverEngine[confluent_kafka.Consumer], facade: ConsumerHotPath) -> None:
+        self._engine = engine
+        self._facade = facade
+        self._strategy = strategy_for(engine.settings)
+        fallback = engine.settings.offset_fallback
+        reset_earliest = resets_to_earliest(engine.app_conf)
+        self._fallback_earliest = reset_earliest if fallback == "auto.offset.reset" else fallback == "earliest"
+        can_skip, risk = risk_summary(self._strategy, self._fallback_earliest, reset_earliest)
+        # One line at start-up (Confluent Migration Kit, "Define Processing Requirements": say what a setting
+        # may skip or repeat); the first start itself is what confluent_kafka does (auto.offset.reset).
+        (logger.warning if can_skip else logger.info)(
+            "kafkashim: consumer %s: %s (kafkashim.offset.strategy, kafkashim.offset.fallback; see "
+            "docs/offset-strategies.md)",
+            engine.identity.group_id or "(no group.id)",
+            risk,
+        )
+        # Serialises the switch with the application's subscription changes (application threads only; the
+        # control plane never takes it).
+        self._switch_lock = threading.RLock()
+        self.topics: list[str] | None = None
+        self.callbacks: dict[str, RebalanceCallback] = {}
+        self.manual: list[TopicPartition] | None = None
+        self.assign_called = False
+        self._joining: _Joining | None = None
+        self._drain_deadline = 0.0
+        self._next_drain_check = 0.0
+        self._last_message_at = 0.0
+        self._callback_errors: list[str] | None = None
+        self._drain_left = 0
+        self._subscribed: list[str] = []
+        """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
 
-def gather_facts(
-    handle: confluent_kafka.Consumer,
-    keys: list[Key],
-    strategy: object,
-    timestamps: Mapping[Key, int],
-    rewind_ms: int,
-    facts: NewClusterFacts,
-) -> list[str]:
-    """Fill ``facts`` for ``keys`` from the new cluster (``ListOffsets``, ``OffsetFetch``); returns the
-    problems met, which leave the affected partitions to the strategy's reported fallback."""
-    problems: list[str] = []
-    for key in keys:
-        try:
-            facts.watermarks[key] = handle.get_watermark_offsets(
-                TopicPartition(*key), timeout=_WATERMARK_TIMEOUT_S, cached=False
+    # ---------------------------------------------------------------- HandOff protocol: prepare
+    def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
+        return confluent_kafka.Consumer(conf)
+
+    def check(self, handle: confluent_kafka.Consumer, timeout_s: float) -> None:
+        handle.list_topics(timeout=timeout_s)
+
+    def discard(self, handle: confluent_kafka.Consumer) -> None:
+        handle.close()  # never subscribed: no group to leave
+
+    # --------------------------------------------------------------------- HandOff protocol: arm
+    def install_hot_path(self) -> None:
+        handle = self._engine.handle
+        self._facade.poll = handle.poll
+        self._facade.consume = handle.consume
+
+    def arm(self, plan: CutoverPlan) -> bool:
+        now = time.monotonic()
+        has_work = self.topics is not None or bool(self.manual)
+        # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
+        # cluster, where unread messages will still be, so it hands off at once.
+        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+        self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
+        self._last_message_at = now
+        self._next_drain_check = 0.0
+        self._facade.poll = self._poll_armed
+        self._facade.consume = self._consume_armed
+        return drain
+
+    def disarm(self) -> None:
+        self.install_hot_path()
+
+    # ------------------------------------------------------------------ armed entry points (app)
+    def _poll_armed(self, timeout: float | None = None) -> Message | None:
+        if self._still_draining():
+            msg = self._engine.handle.poll(_bounded(timeout))
+            if msg is not None:
+                self._last_message_at = time.monotonic()
+            return msg
+        self._hand_off()
+        return None
+
+    def _consume_armed(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        if self._still_draining():
+            msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
+            if msgs:
+                self._last_message_at = time.monotonic()
+            return msgs
+        self._hand_off()
+        return []
+
+    def _hand_off(self) -> None:
+        with self._switch_lock:
+            self._engine.run_handoff()
+
+    def _still_draining(self) -> bool:
+        engine = self._engine
+        if engine.phase is not Phase.DRAINING:
+            return False
+        attempt = engine.attempt
+        settings = engine.settings
+        now = time.monotonic()
+        if now >= self._drain_deadline:
+            lag = unread_messages(engine.handle, engine.app_conf)
+            logger.warning(
+                "kafkashim: consumer leaves %s with %d unread message(s): drain timeout (%d ms) reached",
+                engine.cluster,
+                lag,
+                settings.cutover_drain_timeout_ms,
             )
-        except KafkaException as exc:
-            problems.append(f"watermarks of {key[0]}[{key[1]}]: {exc.args[0]}")
-    if strategy in ("committed", "none", "resume"):
+            self._drain_left = lag
+            engine.phase_event("drained", {"kafkashim.unread_left": lag, "kafkashim.drain.timed_out": True})
+            engine.drained(attempt, timed_out=True)
+            return False
+        quiet_s = settings.seconds(settings.cutover_drain_quiet_ms)
+        if now < self._next_drain_check or now - self._last_message_at < quiet_s:
+            return True
+        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
+        if unread_messages(engine.handle, engine.app_conf) > 0:
+            return True
+        self._drain_left = 0
+        engine.phase_event("drained", {"kafkashim.unread_left": 0})
+        engine.drained(attempt, timed_out=False)
+        return False
+
+    # ------------------------------------------------------------------- HandOff protocol: switch
+    def switch(self, claim: Claim[confluent_kafka.Consumer]) -> None:
+        engine = self._engine
+        plan = claim.plan
+        old = engine.handle
+        started = time.monotonic()
+        details = ConsumerDetails(unread_left_on_old=self._drain_left, drain_s=round(started - claim.armed_at, 4))
+        self._drain_left = 0
+        strategy: OffsetStrategy = Resume() if plan.reason is CutoverReason.CREDENTIALS else self._strategy
+        facts = self._facts_from_old(plan, old, strategy)
+        if auto_commit_enabled(engine.app_conf):
+            commit_error = commit_processed(old)
+            if commit_error is not None:
+                details = dataclasses.replace(details, commit_error=commit_error)
+                logger.warning("kafkashim: final commit on %s failed: %s", plan.source.name, commit_error)
+        self._callback_errors = []
         try:
-            for tp in handle.committed([TopicPartition(*k) for k in keys], timeout=_WATERMARK_TIMEOUT_S * 2):
-                if tp.error is None:
-                    facts.committed[(tp.topic, tp.partition)] = tp.offset
+            old.close()  # leaves the group (unless static membership); the application's on_revoke fires here
         except KafkaException as exc:
-            problems.append(f"committed offsets: {exc.args[0]}")
-    if strategy == "timestamp":
-        query = [TopicPartition(t, p, max(0, timestamps[(t, p)] - rewind_ms)) for t, p in keys if (t, p) in timestamps]
-        if query:
+            self._callback_errors.append(str(exc))
+        finally:
+            errors, self._callback_errors = self._callback_errors, None
+        details = dataclasses.replace(details, leave_s=round(time.monotonic() - started, 4))
+        if errors:
+            details = dataclasses.replace(details, close_error="; ".join(errors))
+            logger.warning("kafkashim: leaving %s: %s", plan.source.name, details.close_error)
+        engine.adopt(claim)
+        self.install_hot_path()
+        if Fact.MM2_CHECKPOINTS in strategy.needs:
+            details = self._read_checkpoints(plan, strategy, facts, details)
+        engine.phase_event("switched", {"kafkashim.cluster": plan.target.name})
+        self._joining = _Joining(claim, strategy, facts, details, started)
+
+    def position(self, claim: Claim[confluent_kafka.Consumer]) -> Completion | None:
+        joining = self._joining
+        if joining is None or joining.claim is not claim:
+            return None
+        handle = self._engine.handle
+        if self.topics is not None:
+            if claim.plan.reason is CutoverReason.CREDENTIALS:
+                topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
+            else:
+                topics = self._topics_on(handle, joining.strategy)
+            handle.subscribe(topics, **self.rebalance_callbacks())
+            self._subscribed = topics
+            self._watch_joining(joining, topics)
+            return None  # completes in on_assign
+        self._joining = None
+        moves: tuple[PartitionMove, ...] = ()
+        if self.manual:
+            partitions = [TopicPartition(tp.topic, tp.partition) for tp in self.manual]
+            moves = self._position(handle, partitions, joining)
+            handle.assign(partitions)
+        return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
+
+    def _watch_joining(self, joining: _Joining, topics: list[str]) -> None:
+        """Warn once if the first assignment on the new cluster has not come within
+        ``kafkashim.cutover.timeout.ms``, naming subscribed topics the new cluster did not have at the
+        switch (librdkafka only notices them at its next metadata refresh). The topic list is read now,
+        on the application's thread: a metadata call from the timer thread can wait behind the
+        consumer's group state for tens of seconds."""
+        engine = self._engine
+        timeout_s = engine.settings.seconds(engine.settings.cutover_timeout_ms)
+        try:
+            existing = engine.handle.list_topics(timeout=timeout_s).topics
+            missing = [t for t in topics if t not in existing]
+        except KafkaException as exc:
+            missing = [f"(metadata unavailable: {exc.args[0]})"]
+
+        def check() -> None:
+            if self._joining is not joining or not engine.joining_timed_out(joining.claim.attempt):
+                return
+            logger.warning(
+                "kafkashim: consumer has had no assignment on %s for %d ms after the cutover; "
+                "subscribed topics missing there: %s",
+                engine.cluster,
+                engine.settings.cutover_timeout_ms,
+                ", ".join(missing) or "none",
+            )
+            engine.phase_event("joining_slow", {"kafkashim.topics.missing": len(missing)})
+
+        timer = threading.Timer(timeout_s, check)
+        timer.daemon = True
+        timer.name = "kafkashim-joining-watch"
+        timer.start()
+
+    # ------------------------------------------------------------------------------ positioning
+    def _facts_from_old(
+        self, plan: CutoverPlan, old: confluent_kafka.Consumer, strategy: OffsetStrategy
+    ) -> NewClusterFacts:
+        """What positioning on the new cluster needs from the old one: positions, and the timestamps of
+        the last messages handed over if the strategy asks for them. Keys use the new cluster's topic names."""
+        engine = self._engine
+        positions = {k: off for k, off in current_positions(old).items() if off >= 0}
+        timestamps: dict[tuple[str, int], int] = {}
+        if Fact.LAST_TIMESTAMPS in strategy.needs:
+            timestamps = last_handed_timestamps(
+                reader_config(engine.config_for(plan.source), "timestamps"),
+                positions,
+                engine.settings.seconds(engine.settings.cutover_timeout_ms),
+            )
+        facts = NewClusterFacts(
+            reset_earliest=resets_to_earliest(engine.app_conf), fallback_earliest=self._fallback_earliest
+        )
+        for (topic, partition), offset in positions.items():
+            for name in {topic, strategy.topic_on_new_cluster(topic)}:
+                facts.old_positions[(name, partition)] = offset
+                if (topic, partition) in timestamps:
+                    facts.last_timestamps[(name, partition)] = timestamps[(topic, partition)]
+        return facts
+
+    def _read_checkpoints(
+        self, plan: CutoverPlan, strategy: OffsetStrategy, facts: NewClusterFacts, details: ConsumerDetails
+    ) -> ConsumerDetails:
+        engine = self._engine
+        alias = strategy.source_alias if isinstance(strategy, MirrorMaker2) else ""
+        checkpoints = read_checkpoints(
+            reader_config(engine.config_for(plan.target), "checkpoints"),
+            alias,
+            str(engine.app_conf.get("group.id", "")),
+            engine.settings.seconds(engine.settings.cutover_timeout_ms),
+        )
+        if checkpoints is None:
+            missing = f"{checkpoints_topic(alias)} not found on {plan.target.name}"
+            logger.warning("kafkashim: %s; every partition falls back to auto.offset.reset", missing)
+            return dataclasses.replace(details, mm2_checkpoints=missing)
+        for (topic, partition), cp in checkpoints.items():
+            facts.translated[(topic, partition)] = cp.downstream_offset
+        return dataclasses.replace(details, mm2_checkpoints=len(checkpoints))
+
+    def _topics_on(self, handle: confluent_kafka.Consumer, strategy: OffsetStrategy) -> list[str]:
+        """The subscription on the new cluster: under MM2's default policy, also the remote copies
+        (``<alias>.<topic>``) that exist there, since that is where the replicated data is."""
+        topics = list(self.topics or [])
+        remote = [strategy.topic_on_new_cluster(t) for t in topics if strategy.topic_on_new_cluster(t) != t]
+        if remote:
+            timeout_s = self._engine.settings.seconds(self._engine.settings.cutover_timeout_ms)
+            existing = handle.list_topics(timeout=timeout_s).topics
+            topics += [t for t in remote if t in existing and t not in topics]
+        return topics
+
+    def _position(
+        self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition], joining: _Joining
+    ) -> tuple[PartitionMove, ...]:
+        """Set each partition's start offset per the strategy (in place); returns what was decided."""
+        strategy, facts = joining.strategy, joining.facts
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        for problem in gather_facts(handle, keys, strategy, facts):
+            logger.warning("kafkashim: positioning on %s: %s", self._engine.cluster, problem)
+        moves = strategy.plan(keys, facts)
+        if strategy.repositions:
+            for tp, move in zip(partitions, moves, strict=True):
+                tp.offset = move.new_position
+        for move in moves:
+            if move.fallback_reason:
+                logger.warning(
+                    "kafkashim: %s[%d] starts at %s (%d) on %s: %s",
+                    move.topic,
+                    move.partition,
+                    move.source,
+                    move.new_position,
+                    self._engine.cluster,
+                    move.fallback_reason,
+                )
+        self._engine.phase_event(
+            "positioned",
+            {
+                "kafkashim.partitions": len(moves),
+                "kafkashim.partitions.fallback": sum(1 for m in moves if m.fallback_reason),
+                "kafkashim.messages.repeated": sum(m.repeated for m in moves),
+                "kafkashim.messages.skipped": sum(m.skipped for m in moves),
+            },
+        )
+        return tuple(moves)
+
+    # ----------------------------------------------------------------------- rebalance callbacks
+    def rebalance_callbacks(self) -> dict[str, RebalanceCallback]:
+        wrapped: dict[str, RebalanceCallback] = {"on_assign": self._on_assign}
+        for name in ("on_revoke", "on_lost"):
+            app_cb = self.callbacks.get(name)
+            if app_cb is not None:
+                wrapped[name] = self._passing_facade(app_cb)
+        return wrapped
+
+    def _passing_facade(self, app_cb: RebalanceCallback) -> RebalanceCallback:
+        # The application sees the shim, not the librdkafka handle, so what it calls on the consumer
+        # argument (assign, commit...) follows the cutover too.
+        def call(_handle: object, partitions: list[TopicPartition]) -> None:
+            if self._callback_errors is None:
+                app_cb(self._facade, partitions)
+                return
+            # The shim is closing the old consumer for a cutover, not the application: an exception from
+            # its on_revoke must not abort the move halfway (confluent_kafka would re-raise it out of
+            # close() as a KafkaError object that no except clause can catch). Recorded and reported.
             try:
-                for tp in handle.offsets_for_times(query, timeout=_WATERMARK_TIMEOUT_S * 2):
-                    if tp.error is None:
-                        facts.by_time[(tp.topic, tp.partition)] = tp.offset
-                    else:
-                        problems.append(f"offsets_for_times of {tp.topic}[{tp.partition}]: {tp.error}")
-            except KafkaException as exc:
-                problems.append(f"offsets_for_times: {exc.args[0]}")
-    return problems
+                app_cb(self._facade, partitions)
+            except Exception as exc:  # noqa: BLE001
+                self._callback_errors.append(f"the application's rebalance callback raised {exc!r}")
+
+        return call
+
+    def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        joining = self._joining if partitions else None
+        moves: tuple[PartitionMove, ...] = ()
+        if joining is not None:
+            self._joining = None
+            moves = self._position(handle, partitions, joining)
+        self.assign_called = False
+        app_cb = self.callbacks.get("on_assign")
+        if app_cb is not None:
+            app_cb(self._facade, partitions)
+        if joining is None:
+            return
+        if moves and not self.assign_called and joining.strategy.repositions:
+            # confluent_kafka's automatic assign after the callback uses the original list, not our
+            # offsets, so assign explicitly.
+            if self._incremental():
+                handle.incremental_assign(partitions)
+            else:
+                handle.assign(partitions)
+        self._engine.positioned(
+            joining.claim,
+            Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves),
+        )
+
+    def _incremental(self) -> bool:
+        app_conf = self._engine.app_conf
+        strategy = str(app_conf.get("partition.assignment.strategy", ""))
+        protocol = str(app_conf.get("group.protocol", "classic"))
+        return "cooperative" in strategy or protocol.lower() == "consumer"
+
+    # ---------------------------------------------------------------------- subscription state
+    def subscribe(self, topics: list[str], callbacks: dict[str, RebalanceCallback]) -> None:
+        with self._switch_lock:
+            self.topics = list(topics)
+            self.callbacks = callbacks
+            self.manual = None
+            self._engine.handle.subscribe(self.topics, **self.rebalance_callbacks())
+            self._subscribed = list(self.topics)
+
+    def unsubscribe(self) -> None:
+        with self._switch_lock:
+            self.topics = None
+            self._engine.handle.unsubscribe()
+
+    def assign(self, partitions: list[TopicPartition], incremental: bool) -> None:
+        self.assign_called = True
+        if self.topics is None:
+            self.manual = [*(self.manual or []), *partitions] if incremental else list(partitions)
+        if incremental:
+            self._engine.handle.incremental_assign(partitions)
+        else:
+            self._engine.handle.assign(partitions)
+
+    def unassign(self, partitions: list[TopicPartition] | None) -> None:
+        if partitions is None:
+            if self.topics is None:
+                self.manual = None
+            self._engine.handle.unassign()
+            return
+        if self.topics is None and self.manual:
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self.manual = [tp for tp in self.manual if (tp.topic, tp.partition) not in gone]
+        self._engine.handle.incremental_unassign(partitions)
+
+
+def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> ConsumerDetails:
+    return dataclasses.replace(
+        details,
+        partitions_positioned=len(moves),
+        partitions_fallback=sum(1 for m in moves if m.fallback_reason),
+        messages_repeated=sum(m.repeated for m in moves),
+        messages_skipped=sum(m.skipped for m in moves),
+    )
+
+
+def _bounded(timeout: float | None) -> float:
+    if timeout is None or timeout < 0:
+        return _DRAIN_POLL_S
+    return min(timeout, _DRAIN_POLL_S)

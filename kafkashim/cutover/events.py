@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+
+from opentelemetry.metrics import Counter
 
 from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import (
@@ -46,6 +48,69 @@ class CutoverOutcome(StrEnum):
     """The client stayed on (or returned to) the old cluster; see `CutoverEvent.error`."""
 
 
+class _Details(Mapping[str, int | float | str]):
+    """Typed details of one cutover attempt. Also readable as a mapping (``event.details["messages_held"]``)
+    of the fields that are set, for listeners written against the earlier dict."""
+
+    def __getitem__(self, key: str) -> int | float | str:
+        if key.startswith("_") or key not in self._names():
+            raise KeyError(key)
+        value = getattr(self, key)
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._names() if getattr(self, name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class NoDetails(_Details):
+    """A failed attempt, which moved nothing."""
+
+
+@dataclass(frozen=True)
+class ProducerDetails(_Details):
+    """What a producer's hand-off moved (I1, I2, I5)."""
+
+    messages_resent: int = 0
+    """Messages the old cluster had not confirmed at the flush timeout, re-sent to the new one."""
+    messages_resent_maybe_delivered: int = 0
+    """Of those, how many were in flight (the old cluster may have them too: possible duplicates)."""
+    messages_held: int = 0
+    """produce() calls of other threads held during the switch, then produced on the new cluster."""
+
+
+@dataclass(frozen=True)
+class ConsumerDetails(_Details):
+    """What a consumer's hand-off did (I4): drain, final commit, leave, positioning."""
+
+    unread_left_on_old: int = 0
+    """Messages of this member's assignment not read on the old cluster (drain timed out, or no drain)."""
+    drain_s: float = 0.0
+    """From the destination answering to the switch (reading the old cluster down to lag 0)."""
+    leave_s: float = 0.0
+    """Final commit and leaving the old group."""
+    commit_error: str | None = None
+    close_error: str | None = None
+    """Leaving the old cluster: a commit that failed, or the application's rebalance callback raising."""
+    mm2_checkpoints: int | str | None = None
+    """``mm2``: how many checkpoints were read, or why none could be."""
+    partitions_positioned: int = 0
+    partitions_fallback: int = 0
+    messages_repeated: int = 0
+    messages_skipped: int = 0
+
+
+CutoverDetails = NoDetails | ProducerDetails | ConsumerDetails
+
+
 @dataclass(frozen=True)
 class CutoverEvent:
     """One cutover attempt by one client, given to listeners added with ``add_cutover_listener``.
@@ -64,7 +129,8 @@ class CutoverEvent:
     duration_s: float
     downtime_s: float
     error: str | None = None
-    details: Mapping[str, int | float | str] = field(default_factory=dict)
+    details: CutoverDetails = field(default_factory=NoDetails)
+    """`ProducerDetails` or `ConsumerDetails` of a completed attempt; `NoDetails` of a failed one."""
     partitions: tuple[PartitionMove, ...] = ()
     """Consumer only: where each partition started on the new cluster, and why."""
 
@@ -89,15 +155,18 @@ def publish(
     }
     cutovers.add(1, attrs)
     cutover_duration.record(event.duration_s, attrs)
-    for instrument, key in (
-        (messages_resent, "messages_resent"),
-        (messages_held, "messages_held"),
-        (positions_repeated, "messages_repeated"),
-        (positions_skipped, "messages_skipped"),
-        (positions_fallback, "partitions_fallback"),
-    ):
-        value = event.details.get(key)
-        if isinstance(value, int) and value > 0:
+    details = event.details
+    counts: tuple[tuple[Counter, int], ...] = ()
+    if isinstance(details, ProducerDetails):
+        counts = ((messages_resent, details.messages_resent), (messages_held, details.messages_held))
+    elif isinstance(details, ConsumerDetails):
+        counts = (
+            (positions_repeated, details.messages_repeated),
+            (positions_skipped, details.messages_skipped),
+            (positions_fallback, details.partitions_fallback),
+        )
+    for instrument, value in counts:
+        if value > 0:
             instrument.add(value, attrs)
     if span is not None:
         span.end(

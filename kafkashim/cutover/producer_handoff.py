@@ -1,207 +1,206 @@
-"""The producer's side of a hand-off: routing delivery reports, salvaging what the old cluster did not
-confirm, and holding produce() calls while the switch runs (I1, I2, I5).
+"""The producer's hand-off (I1-I3, I5): what happens between "the new cluster answered" and "the hot path
+points at it", on the first application thread that calls produce()/poll()/flush() once armed.
 
-Delivery reports. Every handle the shim opens gets one delivery callback, `delivery_router`, in its
-config. Outside a hand-off it forwards to the application's ``on_delivery`` (one extra Python frame per
-report). During a hand-off it diverts the failure reports of messages the old cluster never confirmed
-(purged, or timed out) into a salvage list instead, so they can be re-sent to the new cluster and the
-application hears of each message once, with its final outcome. An application without a delivery
-callback gets ``delivery.report.only.error=true``: librdkafka then calls Python only for failures, so the
-shim can still salvage without paying for a callback per successful message (a no-op callback costs
-~20% of produce+poll throughput on librdkafka's mock cluster).
+1. Other threads' produce() calls are held (bounded, ``kafkashim.cutover.buffer.max.messages``; past it
+   ``BufferError`` as from a full librdkafka queue); their poll() waits for the switch.
+2. The old handle is flushed for up to ``kafkashim.cutover.flush.timeout.ms``; delivery callbacks fire on
+   this thread, as in confluent_kafka. What it did not confirm in time is purged and collected.
+3. The new handle gets, in this order: the collected messages (original order per partition, so per
+   key), then the held calls (arrival order). Only then does the hot path point at the new handle.
+4. The old handle is closed a little later, so a thread holding its bound ``produce`` from just before the
+   switch still gets its message delivered (to the old cluster only) instead of a ``RuntimeError``.
 
-Per-message callbacks (``produce(..., on_delivery=cb)``) replace the handle's callback inside
-librdkafka; the shim cannot divert their reports. Such a message that the old cluster does not confirm
-within the flush timeout is reported to ``cb`` with ``_PURGE_QUEUE``/``_PURGE_INFLIGHT`` and not re-sent.
+Transactions: a producer with ``transactional.id`` hands off only between transactions. While one is open
+every call goes to the old cluster; ``commit_transaction()``/``abort_transaction()`` completes it there
+and then switches, calling ``init_transactions()`` on the new cluster if the application had called it;
+if that fails, everything goes back to the old cluster (rolled back, I6).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaException
 
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
+from kafkashim.cutover.delivery import HeldCalls, Route, close_later, flush_or_salvage, resend, routed_config
+from kafkashim.cutover.events import ProducerDetails
+from kafkashim.cutover.handoff import Claim, Completion, HandOffFailed
+from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.states import Phase
+from kafkashim.telemetry import logger
 
-# Reports that mean "the old cluster never confirmed this message": librdkafka's purge codes, and a local
-# timeout while the shim was waiting for the flush.
-SALVAGE_CODES = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._MSG_TIMED_OUT})
+if TYPE_CHECKING:
+    from kafkashim.cutover.engine import CutoverEngine
 
-# How many purge rounds to try: a message moves from queue to in-flight between two purge calls at most
-# once, so two rounds are always enough; the third is belt and braces.
-_PURGE_ROUNDS = 3
-
-
-@dataclass
-class Route:
-    """One librdkafka producer handle and where its failed delivery reports go."""
-
-    producer: confluent_kafka.Producer | None = None
-    salvage: list[Message] | None = None
-    """Set during a hand-off: unconfirmed messages are collected here instead of reported."""
-
-    @property
-    def handle(self) -> confluent_kafka.Producer:
-        if self.producer is None:
-            raise RuntimeError("kafkashim: Route used before its producer was created")
-        return self.producer
+# How long a retired handle stays open for stale produce() calls before it is flushed and closed.
+_RETIRE_DELAY_S = 2.0
 
 
-def delivery_router(app_callback: DeliveryCallback | None, route: Route) -> DeliveryCallback:
-    """The delivery callback for one handle: salvage during hand-off, otherwise the application's."""
-    if app_callback is None:
+class ProducerHotPath(Protocol):
+    """The façade's hot-path attributes, which the hand-off swaps."""
 
-        def route_errors_only(err: KafkaError | None, msg: Message) -> None:
-            if err is not None and route.salvage is not None and err.code() in SALVAGE_CODES:
-                route.salvage.append(msg)
+    produce: Callable[..., None]
+    poll: Callable[..., int]
 
-        return route_errors_only
 
-    def route_to_application(err: KafkaError | None, msg: Message) -> None:
-        if err is not None and route.salvage is not None and err.code() in SALVAGE_CODES:
-            route.salvage.append(msg)
+class ProducerHandOff:
+    """Hand-off of one `kafkashim.Producer`; implements `kafkashim.cutover.handoff.HandOff` for `Route`."""
+
+    def __init__(self, engine: CutoverEngine[Route], facade: ProducerHotPath) -> None:
+        self._engine = engine
+        self._facade = facade
+        self._held = HeldCalls(limit=engine.settings.cutover_buffer_max_messages)
+        # Taken by the thread that runs a hand-off; other threads hold their produce() calls meanwhile.
+        self._switch_lock = threading.Lock()
+        self._txn_open = False
+        self._txn_init_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._completion: Completion | None = None
+
+    # ---------------------------------------------------------------- HandOff protocol: prepare
+    def open(self, conf: dict[str, Any]) -> Route:
+        route = Route()
+        route.producer = confluent_kafka.Producer(routed_config(conf, route))
+        return route
+
+    def check(self, handle: Route, timeout_s: float) -> None:
+        handle.handle.list_topics(timeout=timeout_s)
+
+    def discard(self, handle: Route) -> None:
+        handle.handle.close()  # never given a message: nothing to flush
+
+    # --------------------------------------------------------------------- HandOff protocol: arm
+    def install_hot_path(self) -> None:
+        producer = self._engine.handle.handle
+        self._facade.produce = producer.produce
+        self._facade.poll = producer.poll
+
+    def arm(self, plan: CutoverPlan) -> bool:
+        # Holding opens before the trampolines go in and closes only together with the switch back to a
+        # raw hot path, so a call the trampoline cannot hold always finds the raw method in place.
+        self._held.open()
+        self._facade.produce = self._produce_armed
+        self._facade.poll = self._poll_armed
+        return False
+
+    def disarm(self) -> None:
+        self._held.release_into(self._engine.handle.handle, self.install_hot_path)
+
+    # ------------------------------------------------------------------ armed entry points (app)
+    def _produce_armed(self, *args: Any, **kwargs: Any) -> None:
+        if self._txn_open:
+            self._engine.handle.handle.produce(*args, **kwargs)  # hand-off waits for the transaction's end
             return
-        app_callback(err, msg)
-
-    return route_to_application
-
-
-def routed_config(client_conf: dict[str, Any], route: Route) -> dict[str, Any]:
-    """``client_conf`` with the application's delivery callback replaced by the router for ``route``."""
-    conf = dict(client_conf)
-    app_callback = conf.pop("on_delivery", None)
-    conf["on_delivery"] = delivery_router(app_callback, route)
-    if app_callback is None:
-        conf.setdefault("delivery.report.only.error", True)
-    return conf
-
-
-def drain_reports(handle: confluent_kafka.Producer) -> None:
-    """Serve every delivery report librdkafka has queued for ``handle``."""
-    while handle.poll(0) > 0:
-        pass
-
-
-def flush_or_salvage(route: Route, flush_timeout_s: float) -> tuple[list[Message], int]:
-    """Flush the old handle; purge and collect whatever it did not confirm in time.
-
-    Returns the unconfirmed messages in the order to re-send them (per partition: in-flight ones first,
-    they are older than the queued ones) and how many of them were in flight, i.e. may have reached the
-    old cluster after all (a possible duplicate, reported in the cutover event).
-    """
-    handle = route.handle
-    route.salvage = []
-    try:
-        if handle.flush(flush_timeout_s) == 0:
-            drain_reports(handle)
-            return list(route.salvage), 0
-        in_flight = 0
-        for _ in range(_PURGE_ROUNDS):
-            before = len(route.salvage)
-            handle.purge(in_queue=False, in_flight=True, blocking=True)
-            drain_reports(handle)
-            in_flight += len(route.salvage) - before
-            handle.purge(in_queue=True, in_flight=False, blocking=True)
-            drain_reports(handle)
-            if len(handle) == 0:
-                break
-        return list(route.salvage), in_flight
-    finally:
-        route.salvage = None
-
-
-def resend(handle: confluent_kafka.Producer, messages: list[Message]) -> None:
-    """Produce ``messages`` again on ``handle``, in order, with their key, value, headers and timestamp.
-
-    The partition is left to the new cluster's partitioner: partition numbers of the old cluster mean
-    nothing on the new one, and the same key still lands on one partition there.
-    """
-    for msg in messages:
-        ts_type, ts = msg.timestamp()
-        kwargs: dict[str, Any] = {"key": msg.key(), "value": msg.value()}
-        headers = msg.headers()
-        if headers:
-            kwargs["headers"] = headers
-        if ts_type == confluent_kafka.TIMESTAMP_CREATE_TIME:
-            kwargs["timestamp"] = ts
-        produce_waiting(handle, msg.topic() or "", **kwargs)
-
-
-def produce_waiting(handle: confluent_kafka.Producer, *args: Any, **kwargs: Any) -> None:
-    """``handle.produce``, waiting for room while librdkafka's queue is full (the hand-off must not drop)."""
-    while True:
-        try:
-            handle.produce(*args, **kwargs)
+        if self._switch_lock.acquire(blocking=False):
+            try:
+                self._engine.run_handoff()
+            finally:
+                self._switch_lock.release()
+        elif self._held.hold(args, kwargs):
             return
-        except BufferError:
-            handle.poll(0.05)
+        # Switched (or cancelled) by now: the current handle is the right one. Called directly rather
+        # than through the façade's produce, which a newer plan may already have armed again.
+        self._engine.handle.handle.produce(*args, **kwargs)
 
+    def _poll_armed(self, timeout: float | None = -1) -> int:
+        if self._txn_open:
+            return self._engine.handle.handle.poll(-1 if timeout is None else timeout)
+        started = time.monotonic()
+        if self._switch_lock.acquire(blocking=False):
+            try:
+                self._engine.run_handoff()
+            finally:
+                self._switch_lock.release()
+        else:
+            # Another thread is switching: wait for it (within the caller's timeout), then poll the new handle.
+            wait_s = -1.0 if timeout is None or timeout < 0 else float(timeout)
+            if not self._switch_lock.acquire(timeout=wait_s):
+                return 0  # timed out while the switch runs: nothing served, as a poll that timed out
+            self._switch_lock.release()
+            if wait_s >= 0:
+                timeout = max(0.0, wait_s - (time.monotonic() - started))
+        return self._engine.handle.handle.poll(-1 if timeout is None else timeout)
 
-@dataclass
-class HeldCalls:
-    """produce() calls that arrived from other threads while one thread runs the hand-off (I5).
+    def hand_off_now(self) -> None:
+        """Run an armed hand-off (or wait for one under way) from a blocking call: flush, produce_batch,
+        transaction boundaries. Between transactions only."""
+        if self._txn_open or self._engine.phase not in (Phase.ARMED, Phase.SWITCHING):
+            return
+        with self._switch_lock:
+            self._engine.run_handoff()
 
-    Bounded by ``kafkashim.cutover.buffer.max.messages``; past it, `hold` raises the same
-    ``BufferError('Local: Queue full')`` librdkafka raises when its own queue is full.
-    """
+    def held_count(self) -> int:
+        return len(self._held)
 
-    limit: int
-    _calls: deque[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _open: bool = False
+    # ------------------------------------------------------------------- HandOff protocol: switch
+    def switch(self, claim: Claim[Route]) -> None:
+        engine = self._engine
+        old_route = engine.handle
+        settings = engine.settings
+        started = time.monotonic()
+        salvaged, maybe_delivered = flush_or_salvage(old_route, settings.seconds(settings.cutover_flush_timeout_ms))
+        engine.phase_event("drained", {"kafkashim.messages.resent": len(salvaged)})
+        new = claim.handle.handle
+        if self._txn_init_args is not None:
+            args, kwargs = self._txn_init_args
+            try:
+                new.init_transactions(*args, **kwargs)
+            except KafkaException as exc:
+                # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too.
+                resend(old_route.handle, salvaged)
+                self._held.release_into(old_route.handle, self.install_hot_path)
+                self.discard(claim.handle)
+                raise HandOffFailed(
+                    f"init_transactions on cluster {claim.plan.target.name!r} failed: {exc.args[0]}"
+                ) from None
+        resend(new, salvaged)
 
-    def open(self) -> None:
-        with self._lock:
-            self._open = True
+        def switch_now() -> None:
+            engine.adopt(claim)
+            self.install_hot_path()
 
-    def hold(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """Keep the call for later; False if holding already ended (the caller produces directly)."""
-        with self._lock:
-            if not self._open:
-                return False
-            if len(self._calls) >= self.limit:
-                raise BufferError("Local: Queue full")
-            self._calls.append((args, kwargs))
-            return True
+        held = self._held.release_into(new, switch_now)
+        downtime_s = time.monotonic() - started
+        engine.phase_event("switched", {"kafkashim.messages.held": held})
+        source = claim.plan.source.name
+        close_later(
+            old_route.handle,
+            _RETIRE_DELAY_S,
+            settings.seconds(settings.cutover_flush_timeout_ms),
+            lambda n: logger.warning(
+                "kafkashim: %d message(s) produced through a stale reference reached %s after the switch", n, source
+            ),
+        )
+        self._completion = Completion(
+            ProducerDetails(
+                messages_resent=len(salvaged), messages_resent_maybe_delivered=maybe_delivered, messages_held=held
+            ),
+            downtime_s,
+        )
 
-    def release_into(self, handle: confluent_kafka.Producer, switch: Callable[[], None]) -> int:
-        """Produce every held call into ``handle`` in arrival order, then ``switch`` the hot path, atomically
-        with respect to `hold`: no call can be held after this returns. Returns how many were held."""
-        with self._lock:
-            count = len(self._calls)
-            while self._calls:
-                args, kwargs = self._calls.popleft()
-                produce_waiting(handle, *args, **kwargs)
-            self._open = False
-            switch()
-            return count
+    def position(self, claim: Claim[Route]) -> Completion | None:
+        """Nothing to position: a producer resumes as soon as it switched."""
+        completion, self._completion = self._completion, None
+        return completion
 
-    def __len__(self) -> int:
-        return len(self._calls)
+    # ---------------------------------------------------------------------------- transactions
+    def init_transactions(self, *args: Any, **kwargs: Any) -> None:
+        self._engine.handle.handle.init_transactions(*args, **kwargs)
+        self._txn_init_args = (args, kwargs)
 
+    def begin_transaction(self) -> None:
+        self.hand_off_now()
+        self._engine.handle.handle.begin_transaction()
+        self._txn_open = True
 
-def close_later(
-    handle: confluent_kafka.Producer, delay_s: float, flush_timeout_s: float, on_stale: Callable[[int], None]
-) -> None:
-    """Close a retired handle after ``delay_s`` on a daemon thread.
-
-    A thread that looked up ``producer.produce`` just before the switch may still call the old handle's
-    bound method a moment later. Closing at once would make that call raise ``RuntimeError``; instead the
-    message is accepted, delivered to the old cluster (only there: I3), and counted through ``on_stale``.
-    """
-
-    def run() -> None:
-        time.sleep(delay_s)
-        stale = len(handle)
-        if stale:
-            on_stale(stale)
-        handle.flush(flush_timeout_s)
-        handle.close()
-
-    threading.Thread(target=run, name="kafkashim-retire-producer", daemon=True).start()
+    def end_transaction(self, commit: bool, *args: Any, **kwargs: Any) -> None:
+        handle = self._engine.handle.handle
+        if commit:
+            handle.commit_transaction(*args, **kwargs)
+        else:
+            handle.abort_transaction(*args, **kwargs)
+        self._txn_open = False
+        self.hand_off_now()

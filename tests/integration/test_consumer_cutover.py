@@ -68,7 +68,7 @@ def test_manual_commit_mode_is_respected_and_the_old_group_keeps_the_apps_commit
 ) -> None:
     produce_raw(origin, topic, range(0, 60))
     c, events = shim_consumer(two_cluster_control, "earliest", **{"enable.auto.commit": False})
-    group = c._app_conf["group.id"]
+    group = c._engine.app_conf["group.id"]
     c.subscribe([topic])
     seen: Counter[int] = Counter()
     consume_until(c, seen, lambda: len(seen) >= 60)

@@ -14,7 +14,7 @@ from confluent_kafka import Producer as RawProducer
 from confluent_kafka.admin import AdminClient
 
 from kafkashim import CutoverOutcome
-from kafkashim.cutover.consumer_handoff import reader_config
+from kafkashim.cutover.consumer_io import reader_config
 from kafkashim.offsets.checkpoints import read_checkpoints
 from testkit.kafka import KafkaCluster, MirrorMaker2
 from tests.conftest import ControlFile

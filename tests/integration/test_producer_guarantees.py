@@ -7,8 +7,6 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,18 +180,6 @@ def test_calls_from_other_threads_are_held_during_the_hand_off_up_to_the_bound(
     assert on_dest == [f"held-{i}" for i in range(5)]
     assert sorted(v for v, e in reports) == sorted(["first", *[f"held-{i}" for i in range(5)]])
     assert all(e is None for _, e in reports)
-
-
-@pytest.fixture
-def doomed_cluster(kafka_work_dir: Path) -> Iterator[KafkaCluster]:
-    """A third cluster this test may kill."""
-    cluster = KafkaCluster(name="doomed", work_dir=kafka_work_dir / f"doomed-{uuid.uuid4().hex[:6]}")
-    cluster.start()
-    try:
-        cluster.wait_ready()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_messages_stuck_on_a_dead_origin_are_resent_to_the_destination_once_and_in_order(

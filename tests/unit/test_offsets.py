@@ -35,7 +35,9 @@ def facts(**kw: object) -> NewClusterFacts:
         ("committed", {"committed": {K: 55}}, 55, "committed"),
         ("committed", {}, 100, "fallback:latest"),
         ("committed", {"committed": {K: 5}}, 100, "fallback:latest"),  # below log start: deleted by retention
-        ("committed", {"reset_earliest": True}, 10, "fallback:earliest"),
+        ("committed", {"fallback_earliest": True}, 10, "fallback:earliest"),
+        ("committed", {"reset_earliest": True}, 100, "fallback:latest"),  # the app's reset is not the fallback
+        ("none", {"reset_earliest": True}, 10, "none"),  # but it is what librdkafka does for `none`
         ("timestamp", {"by_time": {K: 60}}, 60, "timestamp"),
         ("timestamp", {"by_time": {K: -1}}, 100, "timestamp"),  # after the last message: the end
         ("timestamp", {}, 100, "fallback:latest"),

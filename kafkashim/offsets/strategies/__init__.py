@@ -65,6 +65,23 @@ def plan_positions(
     return chosen.plan(partitions, facts)
 
 
+def risk_summary(strategy: OffsetStrategy, fallback_earliest: bool, reset_earliest: bool) -> tuple[bool, str]:
+    """Whether a cutover with these settings can skip messages, and one sentence saying what it can skip
+    or repeat (logged once when a consumer is built). Pure."""
+    skips, repeats = strategy.risks(fallback_earliest, reset_earliest)
+    name = strategy.describe()
+    if skips:
+        text = f"offset strategy {name!r} can skip messages at a cutover: " + "; ".join(skips)
+        if repeats:
+            text += "; and it can repeat: " + "; ".join(repeats)
+        return True, text
+    if repeats:
+        return False, f"offset strategy {name!r} never skips messages at a cutover; it can repeat: " + "; ".join(
+            repeats
+        )
+    return False, f"offset strategy {name!r} neither skips nor repeats messages at a cutover"
+
+
 _DEFAULTS: Final[dict[str, Callable[[], Any]]] = {
     "committed": Committed,
     "earliest": Earliest,
@@ -86,5 +103,6 @@ __all__ = [
     "PartitionMove",
     "Resume",
     "plan_positions",
+    "risk_summary",
     "strategy_for",
 ]

@@ -66,7 +66,11 @@ class NewClusterFacts:
     old_positions: dict[Key, int] = field(default_factory=dict)
     last_timestamps: dict[Key, int] = field(default_factory=dict)
     reset_earliest: bool = False
-    """Where a partition the strategy cannot position starts: the beginning (True) or the end."""
+    """The application's ``auto.offset.reset`` says the beginning (True) or the end: what librdkafka does
+    where nobody positions a partition (``none``, and partitions ``resume`` has not read yet)."""
+    fallback_earliest: bool = False
+    """Where a partition the strategy cannot position starts: the beginning (True) or the end
+    (``kafkashim.offset.fallback``)."""
 
 
 class OffsetStrategy:
@@ -76,6 +80,13 @@ class OffsetStrategy:
     needs: ClassVar[frozenset[Fact]] = frozenset()
     repositions: ClassVar[bool] = True
     """False when the strategy leaves the start to librdkafka (``none``): the shim then seeks nowhere."""
+    falls_back: ClassVar[bool] = True
+    """Whether some partitions may find no position (no committed offset, checkpoint, timestamp...) and take
+    the fallback (``kafkashim.offset.fallback``)."""
+    repeats: ClassVar[str | None] = None
+    """What the strategy itself may read twice at a cutover (for the start-up log line), if anything."""
+    skips: ClassVar[str | None] = None
+    """What the strategy itself may never read at a cutover, if anything."""
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         """Where partition ``key`` starts on the new cluster, and why. Pure."""
@@ -96,6 +107,21 @@ class OffsetStrategy:
     def describe(self) -> str:
         """The name shown in telemetry attributes and logs."""
         return self.name
+
+    def risks(self, fallback_earliest: bool, reset_earliest: bool) -> tuple[list[str], list[str]]:
+        """What a cutover with this strategy can skip and what it can repeat, in words; pure. ``none``
+        overrides it (its outcome is the application's ``auto.offset.reset``)."""
+        skips = [self.skips] if self.skips else []
+        repeats = [self.repeats] if self.repeats else []
+        if self.falls_back:
+            if fallback_earliest:
+                repeats.append("partitions it cannot position start at the beginning (kafkashim.offset.fallback)")
+            else:
+                skips.append(
+                    "partitions it cannot position start at the end, skipping what was written there before "
+                    "(kafkashim.offset.fallback)"
+                )
+        return skips, repeats
 
 
 class Mover:
@@ -121,7 +147,7 @@ class Mover:
 
     def fallback(self, reason: str) -> PartitionMove:
         """A partition the strategy cannot position: the beginning or the end, with the reason (never silent)."""
-        if self.facts.reset_earliest:
+        if self.facts.fallback_earliest:
             return self.to(self.low, "fallback:earliest", reason)
         return self.to(self.high, "fallback:latest", reason)
 

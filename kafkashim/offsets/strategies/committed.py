@@ -9,6 +9,7 @@ from kafkashim.offsets.strategies.base import Fact, Key, Mover, NewClusterFacts,
 class Committed(OffsetStrategy):
     name = "committed"
     needs = frozenset({Fact.COMMITTED})
+    repeats = "what the group processed after the last offset sync"
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         offset = facts.committed.get(key, -1)

@@ -7,6 +7,8 @@ from kafkashim.offsets.strategies.base import Key, Mover, NewClusterFacts, Offse
 
 class Earliest(OffsetStrategy):
     name = "earliest"
+    falls_back = False
+    repeats = "every message the new cluster already holds"
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         mover = Mover(key, facts)

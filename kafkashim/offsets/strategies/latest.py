@@ -7,6 +7,8 @@ from kafkashim.offsets.strategies.base import Key, Mover, NewClusterFacts, Offse
 
 class Latest(OffsetStrategy):
     name = "latest"
+    falls_back = False
+    skips = "messages written to the new cluster before the consumer joins it"
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         mover = Mover(key, facts)

@@ -10,6 +10,7 @@ from kafkashim.offsets.topics import remote_topic
 class MirrorMaker2(OffsetStrategy):
     name = "mm2"
     needs = frozenset({Fact.MM2_CHECKPOINTS})
+    repeats = "what the group processed after the last MirrorMaker 2 checkpoint"
 
     def __init__(self, source_alias: str = "", replication_policy: str = "default", separator: str = ".") -> None:
         self.source_alias = source_alias

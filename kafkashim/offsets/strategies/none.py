@@ -10,6 +10,15 @@ class NoRepositioning(OffsetStrategy):
     name = "none"
     needs = frozenset({Fact.COMMITTED})
     repositions = False
+    falls_back = False
+
+    def risks(self, fallback_earliest: bool, reset_earliest: bool) -> tuple[list[str], list[str]]:
+        if reset_earliest:
+            return [], ["partitions without a committed offset on the new cluster are read from the beginning"]
+        return [
+            "partitions without a committed offset on the new cluster start at the end (auto.offset.reset), "
+            "skipping what producers wrote there before the consumer joined"
+        ], []
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         mover = Mover(key, facts)

@@ -11,6 +11,7 @@ from kafkashim.offsets.strategies.none import NoRepositioning
 class Resume(OffsetStrategy):
     name = "resume"
     needs = frozenset({Fact.COMMITTED})
+    falls_back = False
 
     def position(self, key: Key, facts: NewClusterFacts) -> PartitionMove:
         old = facts.old_positions.get(key, -1)

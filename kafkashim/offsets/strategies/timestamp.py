@@ -11,6 +11,7 @@ from kafkashim.offsets.strategies.base import Fact, Key, Mover, NewClusterFacts,
 class Timestamp(OffsetStrategy):
     name = "timestamp"
     needs = frozenset({Fact.LAST_TIMESTAMPS})
+    repeats = "messages within kafkashim.offset.rewind.ms of the last one processed (and any with equal timestamps)"
 
     def __init__(self, rewind_ms: int = 0) -> None:
         self.rewind_ms = rewind_ms

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from kafkashim.cutover.producer_handoff import HeldCalls, Route, delivery_router, routed_config
+from kafkashim.cutover.delivery import HeldCalls, Route, delivery_router, routed_config
 
 
 class FakeMessage:

@@ -1,0 +1,159 @@
+"""Consumer broker calls for hand-offs (I4): how much is left to read, committing what was processed, and
+gathering the facts an offset strategy declared.
+
+Stop-Wait-Restart (handbook, "Migrate without Replicating Topic Data"): a consumer keeps reading the old
+cluster until its lag is 0, then moves. `unread_messages` measures that lag from the broker's high
+watermarks (``ListOffsets``) and this member's positions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from kafkashim.offsets.strategies import Fact, NewClusterFacts, OffsetStrategy
+
+Key = tuple[str, int]
+
+_WATERMARK_TIMEOUT_S = 5.0
+
+
+def auto_commit_enabled(app_conf: Mapping[str, Any]) -> bool:
+    return str(app_conf.get("enable.auto.commit", True)).lower() not in ("false", "0")
+
+
+def resets_to_earliest(app_conf: Mapping[str, Any]) -> bool:
+    return str(app_conf.get("auto.offset.reset", "latest")).lower() in ("earliest", "smallest", "beginning")
+
+
+def current_positions(handle: confluent_kafka.Consumer) -> dict[Key, int]:
+    """Next offset to hand to the application per assigned partition (-1001 if not known yet)."""
+    assignment = handle.assignment()
+    if not assignment:
+        return {}
+    positions = {(tp.topic, tp.partition): tp.offset for tp in handle.position(assignment)}
+    unknown = [TopicPartition(t, p) for (t, p), off in positions.items() if off < 0]
+    if unknown:
+        # librdkafka knows a position only once a message of that partition reached the application;
+        # before that, the group's committed offset is where reading would start.
+        for tp in handle.committed(unknown, timeout=_WATERMARK_TIMEOUT_S):
+            positions[(tp.topic, tp.partition)] = tp.offset
+    return positions
+
+
+def unread_messages(handle: confluent_kafka.Consumer, app_conf: Mapping[str, Any]) -> int:
+    """Messages of this member's assignment not yet handed to the application (0 when unassigned)."""
+    positions = current_positions(handle)
+    lag = 0
+    for (topic, partition), offset in positions.items():
+        tp = TopicPartition(topic, partition)
+        # The high watermark every fetch response carries is fresh enough for a consumer that is fetching
+        # (fetch.wait.max.ms, 500 ms by default); a ListOffsets round trip per partition took ~0.4 s each
+        # on a loaded broker and dominated the drain. Only partitions not fetched yet ask the broker.
+        low, high = handle.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            low, high = handle.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
+        if offset < 0:
+            lag += max(high - low, 0) if resets_to_earliest(app_conf) else 0
+        else:
+            lag += max(high - offset, 0)
+    return lag
+
+
+def commit_processed(handle: confluent_kafka.Consumer) -> str | None:
+    """Synchronously commit the offsets stored for messages the application has had.
+
+    With ``enable.auto.offset.store`` (the default) librdkafka stores an offset when poll() hands the
+    message over, so this commits exactly what the application processed. Returns an error description,
+    or None on success or when there was nothing to commit.
+    """
+    try:
+        handle.commit(asynchronous=False)
+    except KafkaException as exc:
+        err = exc.args[0]
+        if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+            return None
+        return str(err)
+    return None
+
+
+def reader_config(client_conf: Mapping[str, Any], purpose: str) -> dict[str, Any]:
+    """Config for a short-lived reader on the same cluster: no application callbacks, no static
+    membership, its own group id, no commits. It only ever assigns, so no group is joined."""
+    conf = {
+        k: v
+        for k, v in client_conf.items()
+        if not callable(v) and k not in ("group.instance.id", "group.protocol") and not k.startswith("kafkashim.")
+    }
+    conf.update({"group.id": f"kafkashim-{purpose}-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    return conf
+
+
+def last_handed_timestamps(
+    client_conf: Mapping[str, Any], positions: Mapping[Key, int], timeout_s: float
+) -> dict[Key, int]:
+    """Timestamp (ms) of the last message handed to the application per partition, read back from the old
+    cluster at offset ``position - 1``. A partition whose record cannot be read in time is left out (the
+    strategy then reports a fallback). Costs one fetch per partition, at cutover only, so the hot path
+    records nothing."""
+    wanted = {key: offset - 1 for key, offset in positions.items() if offset > 0}
+    if not wanted:
+        return {}
+    reader = confluent_kafka.Consumer(reader_config(client_conf, "timestamp-reader"))
+    found: dict[Key, int] = {}
+    try:
+        reader.assign([TopicPartition(t, p, offset) for (t, p), offset in wanted.items()])
+        deadline = time.monotonic() + timeout_s
+        while len(found) < len(wanted) and time.monotonic() < deadline:
+            msg = reader.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            key = (msg.topic() or "", msg.partition() or 0)
+            if wanted.get(key) == msg.offset():
+                ts_type, ts = msg.timestamp()
+                if ts_type != confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
+                    found[key] = ts
+    finally:
+        reader.close()
+    return found
+
+
+def gather_facts(
+    handle: confluent_kafka.Consumer, keys: list[Key], strategy: OffsetStrategy, facts: NewClusterFacts
+) -> list[str]:
+    """Fill ``facts`` for ``keys`` from the new cluster with what ``strategy`` needs (watermarks always;
+    ``OffsetFetch`` for `Fact.COMMITTED`; ``offsets_for_times`` for `Fact.LAST_TIMESTAMPS`); returns the
+    problems met, which leave the affected partitions to the strategy's reported fallback."""
+    problems: list[str] = []
+    for key in keys:
+        try:
+            facts.watermarks[key] = handle.get_watermark_offsets(
+                TopicPartition(*key), timeout=_WATERMARK_TIMEOUT_S, cached=False
+            )
+        except KafkaException as exc:
+            problems.append(f"watermarks of {key[0]}[{key[1]}]: {exc.args[0]}")
+    if Fact.COMMITTED in strategy.needs:
+        try:
+            for tp in handle.committed([TopicPartition(*k) for k in keys], timeout=_WATERMARK_TIMEOUT_S * 2):
+                if tp.error is None:
+                    facts.committed[(tp.topic, tp.partition)] = tp.offset
+        except KafkaException as exc:
+            problems.append(f"committed offsets: {exc.args[0]}")
+    if Fact.LAST_TIMESTAMPS in strategy.needs:
+        lookups = strategy.time_lookups(facts)
+        query = [TopicPartition(t, p, lookups[(t, p)]) for t, p in keys if (t, p) in lookups]
+        if query:
+            try:
+                for tp in handle.offsets_for_times(query, timeout=_WATERMARK_TIMEOUT_S * 2):
+                    if tp.error is None:
+                        facts.by_time[(tp.topic, tp.partition)] = tp.offset
+                    else:
+                        problems.append(f"offsets_for_times of {tp.topic}[{tp.partition}]: {tp.error}")
+            except KafkaException as exc:
+                problems.append(f"offsets_for_times: {exc.args[0]}")
+    return problems

@@ -1,0 +1,455 @@
+"""The cutover engine: follows the control plane and carries a client from cluster to cluster.
+
+    document ──▶ route resolution ──▶ plan ──▶ state model ──▶ hand-off (role: producer, consumer)
+    (plane)      (routes.py, pure)   (plan.py)  (states.py, pure)  (producer_handoff.py, consumer_handoff.py)
+
+One engine per client. It owns the client's `CutoverModel`, its subscription to the shared `ControlPlane`,
+the preparation thread of each attempt, the retry timer, listeners and telemetry; the role's hand-off object
+(`kafkashim.cutover.handoff`) does every librdkafka call of a cutover. The façades (`kafkashim.Producer`,
+`kafkashim.Consumer`) only forward calls and swap their hot path.
+
+Locking. ``_lock`` guards the model and the bookkeeping beside it and is held only for pure work: no broker
+or network call, no listener, no handle close ever runs under it, because the control plane's applier
+thread takes it for every document and is shared by every client of the source (one slow hand-off must
+not delay another client's document). Handles are discarded on a short-lived thread of their own. The
+hand-off is called under the lock only to arm and disarm (attribute swaps), which happen in the ARMED and
+PREPARING phases; the switch itself runs on an application thread, outside the lock, in SWITCHING, when
+the engine defers documents instead of touching the hand-off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import KafkaException
+
+from kafkashim.config import ShimSettings, split_config
+from kafkashim.control.document import ClusterProfile, ControlDocument
+from kafkashim.control.plane import ControlPlane
+from kafkashim.cutover.events import (
+    CutoverDetails,
+    CutoverEvent,
+    CutoverListener,
+    CutoverOutcome,
+    CutoverState,
+    NoDetails,
+    publish,
+)
+from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed
+from kafkashim.cutover.plan import CutoverPlan, Placement, merge_client_config, plan_cutover
+from kafkashim.cutover.routes import ClientIdentity, resolve_route
+from kafkashim.cutover.states import CutoverModel, Event, Phase
+from kafkashim.errors import ConfigurationError
+from kafkashim.offsets.strategies import PartitionMove
+from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
+
+H = TypeVar("H")
+
+
+class CutoverEngine(Generic[H]):
+    """The cutover cycle of one client whose librdkafka handle is of type ``H``."""
+
+    def __init__(
+        self,
+        role: str,
+        conf: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if conf is not None and not isinstance(conf, Mapping):
+            raise ConfigurationError(f"config must be a dict, got {type(conf).__name__}")
+        settings, app_conf = split_config({**(conf or {}), **kwargs}, os.environ)
+        self.role = role
+        self.settings: ShimSettings = settings
+        self.app_conf: dict[str, Any] = app_conf
+        self.identity = ClientIdentity.of(role, app_conf)
+        self._clock = clock
+        self._overrides_logged = False
+        self._lock = threading.Lock()
+        self._listeners: list[CutoverListener] = []
+        self._span: CutoverSpan | None = None
+        self._plan: CutoverPlan | None = None
+        self._ready: H | None = None
+        self._retry_timer: threading.Timer | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
+        self._plane = ControlPlane.acquire(settings)
+
+    def start(self, handoff: HandOff[H]) -> H:
+        """Open the first handle on the cluster the current document routes this client to; returns it.
+        The caller installs its hot path, then calls `follow`."""
+        self._handoff = handoff
+        try:
+            doc = self._plane.current
+            profile = resolve_route(doc, self.identity).profile
+            self._profile_for_attributes = profile
+            self.handle: H = handoff.open(self.config_for(profile))
+        except BaseException:
+            self._plane.release()
+            raise
+        self.model: CutoverModel[Placement, ControlDocument] = CutoverModel(Placement(profile, doc.epoch), self._clock)
+        register_client(self)
+        return self.handle
+
+    def follow(self) -> None:
+        """Subscribe to the control plane; documents from now on may move the client."""
+        self._unsubscribe = self._plane.subscribe(self.on_document)
+
+    # ------------------------------------------------------------------------- read-only state
+    @property
+    def cluster(self) -> str:
+        return self.model.current.profile.name if hasattr(self, "model") else self._profile_for_attributes.name
+
+    @property
+    def profile(self) -> ClusterProfile:
+        return self.model.current.profile
+
+    @property
+    def epoch(self) -> int:
+        return self.model.current.epoch
+
+    @property
+    def state(self) -> CutoverState:
+        return self.model.state
+
+    @property
+    def phase(self) -> Phase:
+        return self.model.phase
+
+    @property
+    def attempt(self) -> int:
+        return self.model.attempt
+
+    @property
+    def closed(self) -> bool:
+        return self.model.closed
+
+    def add_listener(self, listener: CutoverListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: CutoverListener) -> None:
+        self._listeners.remove(listener)
+
+    # --------------------------------------------------------------------------------- config
+    def config_for(self, profile: ClusterProfile) -> dict[str, Any]:
+        """The librdkafka config for ``profile``: the profile says where, the application how."""
+        conf, overridden = merge_client_config(self.app_conf, profile, self.settings.allow_local_override)
+        if _positive(conf.get("statistics.interval.ms")):
+            conf["stats_cb"] = statistics_bridge(conf.get("stats_cb"), self.telemetry_attributes)
+        if overridden and not self._overrides_logged:
+            self._overrides_logged = True
+            logger.info(
+                "kafkashim: the application's %s override(s) cluster profile settings (kafkashim.allow.local.override)",
+                ", ".join(sorted(overridden)),
+            )
+        return conf
+
+    def telemetry_attributes(self) -> dict[str, str | int | float | bool]:
+        """Attributes of this client's metrics (OpenTelemetry messaging conventions); never a secret."""
+        attrs: dict[str, str | int | float | bool] = {
+            "messaging.system": "kafka",
+            "kafkashim.role": self.role,
+            # Statistics can arrive before the first handle is recorded.
+            "kafkashim.cluster": self.cluster if hasattr(self, "_profile_for_attributes") else "",
+        }
+        if self.identity.client_id is not None:
+            attrs["messaging.client.id"] = self.identity.client_id
+        if self.identity.group_id is not None:
+            attrs["messaging.consumer.group.name"] = self.identity.group_id
+        if self.role == "consumer":
+            strategy = self.settings.offset_strategy
+            attrs["kafkashim.strategy"] = strategy if isinstance(strategy, str) else "custom"
+        return attrs
+
+    def phase_event(self, name: str, attributes: Mapping[str, str | int | float | bool] | None = None) -> None:
+        """Add a phase event to the span of the cutover under way."""
+        span = self._span
+        if span is not None:
+            span.phase(name, attributes)
+
+    # ------------------------------------------------------------------------------- documents
+    def on_document(self, doc: ControlDocument) -> None:
+        """On the control plane's applier thread (or the retry timer): route, plan, start preparing.
+        Never blocks on I/O (see the module docstring)."""
+        route = resolve_route(doc, self.identity)
+        stale: H | None = None
+        start: tuple[CutoverPlan, int] | None = None
+        with self._lock:
+            if self.model.closed:
+                return
+            if self.model.phase is Phase.SWITCHING:
+                self.model.fire(Event.CHANGED, document=doc)  # deferred until the hand-off ends
+                return
+            self._cancel_retry()
+            stale = self._disarm()
+            superseded = self._take_span()
+            if superseded is not None:
+                superseded.end("superseded")
+            current = self.model.current
+            plan = plan_cutover(current.profile, route.profile, doc.epoch)
+            if plan is None:
+                self._plan = None
+                self.model.fire(Event.UNCHANGED, target=Placement(current.profile, doc.epoch))
+            else:
+                self._plan = plan
+                self.model.fire(Event.CHANGED, target=plan.placement)
+                self._span = CutoverSpan(
+                    {
+                        **self.telemetry_attributes(),
+                        "kafkashim.cutover.from": plan.source.name,
+                        "kafkashim.cutover.to": plan.target.name,
+                        "kafkashim.cutover.reason": plan.reason.value,
+                        "kafkashim.epoch": plan.epoch,
+                    }
+                )
+                self.phase_event("change_detected", {"kafkashim.epoch": plan.epoch})
+                start = (plan, self.model.attempt)
+        if stale is not None:
+            self._discard_soon(stale)
+        if start is not None:
+            threading.Thread(
+                target=self._prepare, args=start, name=f"kafkashim-prepare-{self.role}", daemon=True
+            ).start()
+
+    def _prepare(self, plan: CutoverPlan, attempt: int) -> None:
+        """Background thread of one attempt: open and check the destination's handle, then arm."""
+        try:
+            handle = self._handoff.open(self.config_for(plan.target))
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the client stays where it is (I6)
+            self._prepare_failed(plan, attempt, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
+            return
+        try:
+            self._handoff.check(handle, self.settings.seconds(self.settings.cutover_timeout_ms))
+        except Exception as exc:  # noqa: BLE001
+            self._discard_soon(handle)
+            reason = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+            self._prepare_failed(
+                plan,
+                attempt,
+                f"cluster {plan.target.name!r} did not answer within "
+                f"kafkashim.cutover.timeout.ms={self.settings.cutover_timeout_ms}: {reason}",
+            )
+            return
+        with self._lock:
+            ready = self.model.fire(Event.READY, attempt=attempt) is not None
+            if ready:
+                self._ready = handle
+                self.phase_event("destination_connected", {"kafkashim.cluster": plan.target.name})
+                if self._handoff.arm(plan):
+                    self.model.fire(Event.DRAIN, attempt=attempt)
+        if not ready:
+            self._discard_soon(handle)  # superseded by a newer document, or closed, meanwhile
+
+    def _prepare_failed(self, plan: CutoverPlan, attempt: int, error: str) -> None:
+        """Report a failed preparation (I6): the client stays where it is. One that a newer document
+        superseded meanwhile is dropped silently; the newer one has its own span and report."""
+        with self._lock:
+            if self.model.fire(Event.FAILED, attempt=attempt) is None:
+                return
+            span = self._take_span()
+        self._report(plan, CutoverOutcome.FAILED, self.model.attempt_started_at, span, error=error)
+        self._schedule_retry()
+
+    # ------------------------------------------------------------- hand-off (application thread)
+    def drained(self, attempt: int, *, timed_out: bool) -> None:
+        """The hand-off finished draining the old cluster (or ran out of time): armed to switch."""
+        with self._lock:
+            self.model.fire(Event.TIMEOUT if timed_out else Event.DRAINED, attempt=attempt)
+
+    def run_handoff(self) -> None:
+        """Carry out the armed hand-off on the calling application thread, if there is one.
+
+        The hand-off's own lock, held by the caller, makes sure one thread at a time gets here."""
+        claim = self._claim()
+        if claim is None:
+            return
+        try:
+            try:
+                self._handoff.switch(claim)
+            except HandOffFailed as exc:
+                self._rolled_back(claim, str(exc))
+                return
+            completion = self._handoff.position(claim)
+            if completion is not None:
+                self.positioned(claim, completion)
+        except BaseException as exc:
+            self._abandon(claim, exc)
+            raise
+        finally:
+            self._resume()
+
+    def _claim(self) -> Claim[H] | None:
+        with self._lock:
+            if self.model.phase is not Phase.ARMED or self._ready is None or self._plan is None:
+                return None
+            attempt = self.model.attempt
+            self.model.fire(Event.CLAIMED, attempt=attempt)
+            claim = Claim(self._plan, self._ready, attempt, self.model.attempt_started_at)
+            self._ready = None
+            return claim
+
+    def adopt(self, claim: Claim[H]) -> None:
+        """Called by the hand-off at the moment it moves: ``claim.handle`` is the client's handle now."""
+        with self._lock:
+            self.model.fire(Event.SWITCHED, attempt=claim.attempt)
+            self.handle = claim.handle
+
+    def positioned(self, claim: Claim[H], completion: Completion) -> None:
+        """The hand-off's last step is done: report the completed cutover. A late one (a newer document
+        started the next attempt meanwhile) is still reported; its span was ended when it was superseded."""
+        with self._lock:
+            current = self.model.fire(Event.POSITIONED, attempt=claim.attempt) is not None
+            span = self._take_span() if current else None
+        if span is not None:
+            span.phase("resumed")
+        self._report(
+            claim.plan,
+            CutoverOutcome.COMPLETED,
+            claim.armed_at,
+            span,
+            downtime_s=completion.downtime_s,
+            details=completion.details,
+            partitions=completion.partitions,
+        )
+
+    def joining_timed_out(self, attempt: int) -> bool:
+        """The position step has waited ``kafkashim.cutover.timeout.ms``; True if it still waits."""
+        with self._lock:
+            return self.model.phase is Phase.JOINING and self.model.fire(Event.TIMEOUT, attempt=attempt) is not None
+
+    def _rolled_back(self, claim: Claim[H], error: str) -> None:
+        with self._lock:
+            self.model.fire(Event.FAILED, attempt=claim.attempt)
+            span = self._take_span()
+        self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=error)
+        self._schedule_retry()
+
+    def _abandon(self, claim: Claim[H], exc: BaseException) -> None:
+        """A hand-off step raised unexpectedly: never leave the model in SWITCHING/JOINING for good."""
+        logger.error("kafkashim: %s hand-off to %s raised %r", self.role, claim.plan.target.name, exc)
+        with self._lock:
+            if self.model.attempt != claim.attempt:
+                return
+            if self.model.phase is Phase.SWITCHING:
+                self.model.fire(Event.FAILED, attempt=claim.attempt)
+            elif self.model.phase is Phase.JOINING:
+                self.model.fire(Event.POSITIONED, attempt=claim.attempt)
+            else:
+                return
+            span = self._take_span()
+        self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=f"hand-off raised {exc!r}")
+
+    def _resume(self) -> None:
+        """After a hand-off: plan the document that arrived while it ran, if any."""
+        with self._lock:
+            deferred = self.model.take_deferred()
+        if deferred is not None:
+            self.on_document(deferred)
+
+    # ----------------------------------------------------------------------------------- close
+    def close(self) -> H | None:
+        """Stop following the control document and drop any prepared handle; returns the handle for
+        the client to close (None if already closed)."""
+        with self._lock:
+            if self.model.closed:
+                return None
+            self.model.fire(Event.CLOSE)
+            self._cancel_retry()
+            stale = self._disarm()
+            span = self._take_span()
+        if span is not None:
+            span.end("cancelled")
+        if stale is not None:
+            self._discard_soon(stale)
+        unregister_client(self)
+        self._unsubscribe()
+        self._plane.release()
+        return self.handle
+
+    # ---------------------------------------------------------------------------------- helpers
+    def _disarm(self) -> H | None:
+        """Under the lock: drop the armed or prepared handle of the attempt under way, if any."""
+        stale, self._ready = self._ready, None
+        if stale is not None:
+            self._handoff.disarm()
+        return stale
+
+    def _discard_soon(self, handle: H) -> None:
+        """Close an unused handle on a thread of its own (closing can wait for librdkafka's threads)."""
+
+        def run() -> None:
+            try:
+                self._handoff.discard(handle)
+            except Exception:  # noqa: BLE001 - a handle nobody uses; nothing to recover
+                logger.debug("kafkashim: discarding an unused %s handle failed", self.role, exc_info=True)
+
+        threading.Thread(target=run, name=f"kafkashim-discard-{self.role}", daemon=True).start()
+
+    def _take_span(self) -> CutoverSpan | None:
+        span, self._span = self._span, None
+        return span
+
+    def _cancel_retry(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+
+    def _schedule_retry(self) -> None:
+        interval_s = self.settings.seconds(self.settings.cutover_retry_interval_ms)
+        if interval_s <= 0:
+            return
+        timer = threading.Timer(interval_s, self._retry)
+        timer.daemon = True
+        timer.name = f"kafkashim-retry-{self.role}"
+        with self._lock:
+            if self.model.closed:
+                return
+            self._cancel_retry()
+            self._retry_timer = timer
+        timer.start()
+
+    def _retry(self) -> None:
+        try:
+            self.on_document(self._plane.current)
+        except Exception:  # noqa: BLE001 - a timer thread must not die with a traceback and nothing else
+            logger.exception("kafkashim: %s cutover retry failed", self.role)
+
+    def _report(
+        self,
+        plan: CutoverPlan,
+        outcome: CutoverOutcome,
+        started: float,
+        span: CutoverSpan | None,
+        downtime_s: float = 0.0,
+        error: str | None = None,
+        details: CutoverDetails | None = None,
+        partitions: tuple[PartitionMove, ...] = (),
+    ) -> None:
+        publish(
+            CutoverEvent(
+                role=self.role,
+                from_cluster=plan.source.name,
+                to_cluster=plan.target.name,
+                epoch=plan.epoch,
+                reason=plan.reason.value,
+                outcome=outcome,
+                duration_s=self._clock() - started,
+                downtime_s=downtime_s,
+                error=error,
+                details=details if details is not None else NoDetails(),
+                partitions=partitions,
+            ),
+            self._listeners,
+            self.telemetry_attributes(),
+            span,
+        )
+
+
+def _positive(value: object) -> bool:
+    try:
+        return int(str(value)) > 0
+    except ValueError:
+        return False
