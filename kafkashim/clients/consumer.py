@@ -138,7 +138,8 @@ class Consumer(ShimClient[confluent_kafka.Consumer]):
 
     def close(self) -> None:
         """Stop following the control document, then `confluent_kafka.Consumer.close`."""
-        handle = self._engine.close()
+        with self._handoff.quiesced():
+            handle = self._engine.close()
         if handle is not None:
             handle.close()
 

@@ -100,7 +100,8 @@ class Producer(ShimClient[Route]):
 
     def close(self, *args: Any, **kwargs: Any) -> bool:
         """Stop following the control document, then `confluent_kafka.Producer.close` (which flushes)."""
-        route = self._engine.close()
+        with self._handoff.quiesced():
+            route = self._engine.close()
         if route is None:
             return True
         return bool(route.handle.close(*args, **kwargs))

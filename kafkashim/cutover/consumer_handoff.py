@@ -169,6 +169,10 @@ class ConsumerHandOff:
         self._hand_off()
         return []
 
+    def quiesced(self) -> threading.RLock:
+        """Held by ``close()``: a hand-off under way on another thread finishes first."""
+        return self._switch_lock
+
     def _hand_off(self) -> None:
         with self._switch_lock:
             self._engine.run_handoff()

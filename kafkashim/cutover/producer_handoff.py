@@ -18,9 +18,10 @@ if that fails, everything goes back to the old cluster (rolled back, I6).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
@@ -59,6 +60,7 @@ class ProducerHandOff:
         self._txn_open = False
         self._txn_init_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._completion: Completion | None = None
+        self._switching_thread: int | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
@@ -96,7 +98,7 @@ class ProducerHandOff:
             return
         if self._switch_lock.acquire(blocking=False):
             try:
-                self._engine.run_handoff()
+                self._run_switch()
             finally:
                 self._switch_lock.release()
         elif self._held.hold(args, kwargs):
@@ -111,7 +113,7 @@ class ProducerHandOff:
         started = time.monotonic()
         if self._switch_lock.acquire(blocking=False):
             try:
-                self._engine.run_handoff()
+                self._run_switch()
             finally:
                 self._switch_lock.release()
         else:
@@ -130,7 +132,26 @@ class ProducerHandOff:
         if self._txn_open or self._engine.phase not in (Phase.ARMED, Phase.SWITCHING):
             return
         with self._switch_lock:
+            self._run_switch()
+
+    @contextlib.contextmanager
+    def quiesced(self) -> Iterator[None]:
+        """Held by ``close()``: a hand-off under way on another thread finishes first, so the handle that
+        close() flushes and closes is the one the client ended on. (A close() from a delivery callback that
+        the hand-off's own flush is serving does not wait for itself.)"""
+        if self._switching_thread == threading.get_ident():
+            yield
+            return
+        with self._switch_lock:
+            yield
+
+    def _run_switch(self) -> None:
+        """The caller holds ``_switch_lock``."""
+        self._switching_thread = threading.get_ident()
+        try:
             self._engine.run_handoff()
+        finally:
+            self._switching_thread = None
 
     def held_count(self) -> int:
         return len(self._held)
