@@ -147,8 +147,8 @@ _CONSUL_MAX_WAIT_MS: Final = 600_000
 # One row per key: the attribute of ShimSettings it fills, its parser, its default (None = required).
 _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.source": _Spec("source", _parse_str, None),
-    "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "none"),
-    "kafkashim.offset.fallback": _Spec("offset_fallback", _parse_fallback, "auto.offset.reset"),
+    "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "committed"),
+    "kafkashim.offset.fallback": _Spec("offset_fallback", _parse_fallback, "earliest"),
     "kafkashim.offset.rewind.ms": _Spec("offset_rewind_ms", _int(0), 0),
     "kafkashim.mm2.source.alias": _Spec("mm2_source_alias", _parse_str, ""),
     "kafkashim.mm2.replication.policy": _Spec("mm2_replication_policy", _parse_policy, "default"),
@@ -179,8 +179,8 @@ class ShimSettings:
     """
 
     source: str
-    offset_strategy: str | StrategyCallable = "none"
-    offset_fallback: str = "auto.offset.reset"
+    offset_strategy: str | StrategyCallable = "committed"
+    offset_fallback: str = "earliest"
     offset_rewind_ms: int = 0
     mm2_source_alias: str = ""
     mm2_replication_policy: str = "default"

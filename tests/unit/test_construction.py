@@ -96,3 +96,60 @@ def test_failed_construction_leaves_no_watcher_running(tmp_path: Path) -> None:
 def test_every_error_is_a_shim_error() -> None:
     for exc in (ConfigurationError, MissingSettingError, SourceUnavailableError, InvalidDocumentError):
         assert issubclass(exc, ShimError)
+
+
+def test_the_default_consumer_never_skips_at_a_cutover_and_says_what_it_may_repeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="kafkashim")
+    c = Consumer({"kafkashim.source": control(tmp_path, GOOD), "group.id": "billing"})
+    c.close()
+    (line,) = [r for r in caplog.records if "offset strategy" in r.getMessage()]
+    assert line.levelname == "INFO"
+    assert "consumer billing: offset strategy 'committed' never skips messages at a cutover" in line.getMessage()
+    assert "start at the beginning (kafkashim.offset.fallback)" in line.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("settings", "skips"),
+    [
+        ({"kafkashim.offset.strategy": "latest"}, "messages written to the new cluster before the consumer joins it"),
+        ({"kafkashim.offset.strategy": "none"}, "start at the end (auto.offset.reset)"),
+        ({"kafkashim.offset.fallback": "latest"}, "start at the end, skipping what was written there before"),
+        ({"kafkashim.offset.fallback": "auto.offset.reset"}, "start at the end, skipping"),  # librdkafka: latest
+    ],
+)
+def test_a_consumer_whose_settings_can_skip_says_so_once_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, settings: dict[str, str], skips: str
+) -> None:
+    caplog.set_level("INFO", logger="kafkashim")
+    c = Consumer({"kafkashim.source": control(tmp_path, GOOD), "group.id": "g", **settings})
+    c.close()
+    (line,) = [r for r in caplog.records if "offset strategy" in r.getMessage()]
+    assert line.levelname == "WARNING"
+    assert "can skip messages at a cutover" in line.getMessage() and skips in line.getMessage()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kafkashim.offset.strategy": "none", "auto.offset.reset": "earliest"},
+        {"kafkashim.offset.fallback": "auto.offset.reset", "auto.offset.reset": "smallest"},
+        {"kafkashim.offset.strategy": "earliest"},
+    ],
+)
+def test_settings_that_cannot_skip_log_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, settings: dict[str, str]
+) -> None:
+    caplog.set_level("INFO", logger="kafkashim")
+    c = Consumer({"kafkashim.source": control(tmp_path, GOOD), "group.id": "g", **settings})
+    c.close()
+    (line,) = [r for r in caplog.records if "offset strategy" in r.getMessage()]
+    assert line.levelname == "INFO" and "never skips" in line.getMessage()
+
+
+def test_an_unknown_fallback_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"kafkashim.offset.fallback='sometimes'.*earliest.*latest"):
+        Consumer(
+            {"kafkashim.source": control(tmp_path, GOOD), "group.id": "g", "kafkashim.offset.fallback": "sometimes"}
+        )
