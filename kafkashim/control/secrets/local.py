@@ -79,6 +79,12 @@ def protected_paths(environ: Mapping[str, str]) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(resolved))
 
 
+def _raw_protected(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The protected files as their variables name them (before symlinks are resolved)."""
+    names = [*_PROTECTED_FILE_VARIABLES, *(k for k in environ if k.startswith("KAFKASHIM_") and k.endswith("_FILE"))]
+    return tuple(Path(os.path.normpath(environ[n])) for n in names if environ.get(n))
+
+
 def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -120,11 +126,33 @@ class FileBackend(SecretBackend):
     scheme = "file"
 
     def __init__(self, roots: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
-        self._roots = tuple(Path(r).resolve() for r in roots)
-        self._protected = protected_paths(os.environ if environ is None else environ)
+        given = tuple(Path(r) for r in roots)
+        self._shown_roots = ", ".join(map(str, given)) or "none set"
+        self._roots = tuple(dict.fromkeys((*given, *(r.resolve() for r in given))))
+        environ = os.environ if environ is None else environ
+        self._protected = tuple(
+            dict.fromkeys((*protected_paths(environ), *(Path(d) for d in _PROTECTED_DIRS), *_raw_protected(environ)))
+        )
+
+    def _check(self, ref: Reference, path: Path) -> None:
+        if any(_within(path, p) for p in self._protected):
+            raise SecretAccessDeniedError(
+                f"{ref} is one of kafkashim's own credentials (a service-account token, a Vault, Consul or AWS "
+                "credential file); a control document can never read it",
+                reference=ref.text,
+            )
+        if not any(_within(path, root) for root in self._roots):
+            raise SecretAccessDeniedError(
+                f"{ref} is outside kafkashim.secrets.file.roots ({self._shown_roots}); a control document may "
+                "only read files below the directories the application lists there",
+                reference=ref.text,
+            )
 
     def read(self, target: str, previous: Secret | None) -> Secret:
         ref = Reference("file", target)
+        # First as written (without touching the file system: whether a refused file exists is not told),
+        # then with symlinks resolved.
+        self._check(ref, Path(os.path.normpath(target)))
         try:
             real = Path(target).resolve(strict=True)
         except FileNotFoundError:
@@ -133,18 +161,7 @@ class FileBackend(SecretBackend):
             raise SecretNotFoundError(
                 f"{ref}: cannot resolve the path ({type(exc).__name__})", reference=ref.text
             ) from None
-        if any(_within(real, p) or _within(Path(target), p) for p in self._protected):
-            raise SecretAccessDeniedError(
-                f"{ref} is one of kafkashim's own credentials (a service-account token, a Vault, Consul or AWS "
-                "credential file); a control document can never read it",
-                reference=ref.text,
-            )
-        if not any(_within(real, root) for root in self._roots):
-            raise SecretAccessDeniedError(
-                f"{ref} is outside kafkashim.secrets.file.roots ({', '.join(map(str, self._roots)) or 'none set'}); "
-                "a control document may only read files below the directories the application lists there",
-                reference=ref.text,
-            )
+        self._check(ref, real)
         if not real.is_file():
             raise SecretNotFoundError(f"{ref}: not a regular file", reference=ref.text)
         try:
