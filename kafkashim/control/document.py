@@ -112,10 +112,17 @@ class ClusterProfile:
         property`` (a KafkaException from the constructor, `init_transactions` or a failed preparation),
         and every error, log line or `CutoverEvent.error` built from one. Longer secrets are replaced
         first, so a secret that contains another is hidden whole."""
-        for secret in sorted(self.secrets(), key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return redact_text(text, self)
+
+
+def redact_text(text: str, *profiles: ClusterProfile) -> str:
+    """``text`` with the secrets of every profile in ``profiles`` replaced by ``***`` (`ClusterProfile.redact_text`
+    over several, e.g. a cutover's source and target)."""
+    secrets = sorted(frozenset().union(*(p.secrets() for p in profiles)), key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import confluent_kafka
 import pytest
 
 from kafkashim.config import split_config
-from kafkashim.control.document import ClusterProfile, parse_document
+from kafkashim.control.document import ClusterProfile, parse_document, redact_text
 from kafkashim.control.policy import SecurityPolicy, check_profile
 from kafkashim.control.secrets import SecretResolver, backend_factory
 from kafkashim.control.secrets.local import protected_paths
@@ -276,3 +276,11 @@ def test_redact_text_hides_the_secret_in_librdkafka_own_construction_error() -> 
     assert secret in str(info.value)  # what librdkafka says, unredacted
     assert secret not in profile.redact_text(str(info.value))
     assert "broker.address.family" in profile.redact_text(str(info.value))
+
+
+def test_redact_text_over_several_profiles_hides_the_secrets_of_each() -> None:
+    one = resolve({"security.protocol": "SSL", "sasl.password": "${env:A}"}, {"A": "first-secret"}, env_allow=("A",))
+    two = resolve({"security.protocol": "SSL", "sasl.password": "${env:B}"}, {"B": "second-secret"}, env_allow=("B",))
+    shown = redact_text("from first-secret to second-secret", one, two)
+    assert shown == "from *** to ***"
+    assert redact_text("untouched") == "untouched"
