@@ -57,8 +57,16 @@ MAX_VALUE_CHARS: Final = 65_536
 INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 EPOCH_MAX: Final = 2**63 - 1
-# C0 controls (NUL included) and DEL; tab, CR and LF are allowed only because PEM values hold line breaks.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls (NUL included), DEL, C1 controls, and the bidirectional overrides that make text read other
+# than it is (a reviewer must see what librdkafka gets); tab, CR and LF are allowed for PEM values.
+_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a character a document value may not (see `_CONTROL`)."""
+    return _CONTROL.search(value) is not None
+
+
 _MIN_REDACTED_CHARS: Final = 1
 
 

@@ -63,7 +63,7 @@ def test_two_names_of_one_librdkafka_property_in_one_profile_are_refused() -> No
         parse_document(text, source=SOURCE)
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07", "\x7f"])
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07", "\x7f", "\x85", "\u202e"])
 def test_nul_and_control_characters_in_a_value_are_refused(char: str) -> None:
     with pytest.raises(InvalidDocumentError, match=r"clusters\.a\.client\.rack holds a control character"):
         parse_document(doc(**{"client.rack": f"rack{char}1"}), source=SOURCE)
@@ -173,3 +173,19 @@ def test_every_failure_of_the_parser_is_a_shim_error() -> None:
     for text in ("", "{", "[]", "null", '{"clusters": 1}', "\ud800", "1e999999", '{"active": NaN}'):
         with pytest.raises(ShimError):
             parse_document(text, source=SOURCE)
+
+
+def test_a_resolved_value_with_a_control_character_is_refused_without_quoting_it() -> None:
+    template = parse_document(doc(**{"client.rack": "${env:R}"}), source=SOURCE)
+
+    class Env:
+        scheme = "env"
+
+        def read(self, target: str, previous: object) -> Any:
+            from kafkashim.control.secrets import Secret
+
+            return Secret("rack\x00secret")
+
+    with pytest.raises(InvalidDocumentError, match=r"clusters\.a\.client\.rack resolves to text holding") as info:
+        SecretResolver(lambda scheme: Env(), SOURCE).resolve(template)  # type: ignore[arg-type,return-value]
+    assert "rack\x00secret" not in str(info.value)

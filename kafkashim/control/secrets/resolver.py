@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from kafkashim.control.allowlist import forbidden_reason
-from kafkashim.control.document import MAX_VALUE_CHARS, ClusterProfile, ControlDocument, PropertyValue, check_bootstrap
+from kafkashim.control.document import (
+    MAX_VALUE_CHARS,
+    ClusterProfile,
+    ControlDocument,
+    PropertyValue,
+    check_bootstrap,
+    has_control_character,
+)
 from kafkashim.control.policy import SecurityPolicy, check_profile
 from kafkashim.control.references import ESCAPE, Reference, substitute, unescape
 from kafkashim.errors import (
@@ -184,7 +191,7 @@ def _check_resolved(source: str, path: str, value: str) -> None:
     reason = None
     if len(value) > MAX_VALUE_CHARS:
         reason = f"resolves to {len(value)} characters, more than the {MAX_VALUE_CHARS} allowed"
-    elif any((ord(c) < 32 and c not in "\t\r\n") or c == "\x7f" for c in value):
+    elif has_control_character(value):
         reason = "resolves to text holding a control character (NUL, ESC...)"
     if reason is not None:
         raise InvalidDocumentError(f"control document from {source}: {path} {reason}", source=source, path=path)
