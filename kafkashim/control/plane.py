@@ -195,7 +195,7 @@ class ControlPlane:
             try:
                 self.source.watch(self._on_template, self._on_source_error, self._stop)
             except Exception as exc:  # noqa: BLE001 - supervised: nothing may end the watch
-                self._crashed("watcher", exc)
+                self._crashed("watcher thread", exc)
             if self._stop.wait(backoff.next_delay_s()):
                 return
 
@@ -204,14 +204,15 @@ class ControlPlane:
 
     def _crashed(self, thread: str, exc: Exception) -> None:
         """Log (traceback included, secrets redacted) and count an exception a thread survived."""
+        kind = thread.split(" ", 1)[0]
         control_errors.add(
-            1, {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__, "kafkashim.thread": thread}
+            1, {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__, "kafkashim.thread": kind}
         )
         text = "".join(traceback.format_exception(exc))
         for profile in (*self._current.clusters.values(), *self._template.clusters.values()):
             text = profile.redact_text(text)
         logger.error(
-            "kafkashim: the control-plane %s thread of %s caught an unexpected %s and goes on after a back-off; "
+            "kafkashim: the control-plane %s of %s caught an unexpected %s and goes on; "
             "this is a bug, please report it:\n%s",
             thread,
             self.source.url,
@@ -239,7 +240,7 @@ class ControlPlane:
                     return
                 backoff.reset()
             except Exception as exc:  # noqa: BLE001 - supervised: nothing may end the applier
-                self._crashed("applier", exc)
+                self._crashed("applier thread", exc)
                 delay = backoff.next_delay_s()
                 self._retry_at = time.monotonic() + delay  # the template in hand is tried again
                 if self._stop.wait(delay):
@@ -314,8 +315,8 @@ class ControlPlane:
         for callback in subscribers:
             try:
                 callback(doc)
-            except Exception:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
-                logger.exception("kafkashim: a client failed to take control document epoch %s", doc.epoch)
+            except Exception as exc:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
+                self._crashed(f"subscriber (document epoch {doc.epoch})", exc)
 
     def _report(self, exc: ShimError, kept: str = "", dedupe: bool = True) -> None:
         """Count every problem; log it unless it is the one resolution last logged (a Vault sealed for an

@@ -177,3 +177,26 @@ def test_the_crash_log_redacts_resolved_secrets(
         f.wait_for(lambda d: d.active == "b", timeout_s=10)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "a bug that quotes ***" in logged and secret not in logged
+
+
+def test_a_subscriber_that_raises_is_logged_redacted_and_the_others_still_get_the_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errors: Counted, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "control.json"
+    secret = "subscriber-secret-9"
+    monkeypatch.setenv("KAFKA_PW", secret)
+    profile = {"bootstrap.servers": "b:1", "security.protocol": "SSL", "sasl.password": "${env:KAFKA_PW}"}
+    write(path, good("a"))
+    with follow(path.as_uri(), secrets_env_allow=("KAFKA_*",)) as f, caplog.at_level(logging.ERROR, "kafkashim"):
+
+        def broken(doc: Any) -> None:
+            raise RuntimeError(f"librdkafka said: Invalid value {secret}")
+
+        f.plane.subscribe(broken)
+        seen: list[Any] = []
+        f.plane.subscribe(seen.append)
+        write(path, json.dumps({"active": "b", "clusters": {"a": {"bootstrap.servers": "a:1"}, "b": profile}}))
+        wait_until(lambda: seen, what="the second subscriber to get the document")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Invalid value ***" in logged and secret not in logged
+    assert [c["kafkashim.thread"] for c in errors.calls if "kafkashim.thread" in c] == ["subscriber"]
