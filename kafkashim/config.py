@@ -12,6 +12,7 @@ Durations carry their unit in the name (``_ms``) on both sides, and are converte
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -39,19 +40,29 @@ def env_name(key: str) -> str:
     return key.replace(".", "_").replace("-", "_").upper()
 
 
-def _parse_int(key: str, raw: object, minimum: int, maximum: int | None = None) -> int:
+# ASCII digits only (str.isdigit() accepts "²", which int() refuses), and few enough of them that int()
+# never meets Python's int-string limit: every bound below has at most 12 digits.
+_INT_TEXT: Final = re.compile(r"^-?[0-9]{1,18}$")
+
+
+def _parse_int(key: str, raw: object, minimum: int, maximum: int) -> int:
     if isinstance(raw, bool):  # bool is an int subclass; True would silently mean 1 ms
         raise ConfigurationError(f"{key} must be an integer, got a boolean ({raw!r})", key=key)
+    bounds = f"between {minimum} and {maximum}"
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+    elif isinstance(raw, str) and _INT_TEXT.match(raw.strip()):
         value = int(raw.strip())
+    elif isinstance(raw, str) and re.match(r"^-?[0-9]+$", raw.strip()):
+        raise ConfigurationError(f"{key} must be an integer {bounds}, got {len(raw.strip())} digits", key=key)
     else:
-        raise ConfigurationError(f"{key} must be an integer, got {type(raw).__name__} {raw!r}", key=key)
+        shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
+        raise ConfigurationError(f"{key} must be an integer, got {type(raw).__name__} {shown}", key=key)
     if value < minimum:
-        raise ConfigurationError(f"{key} must be >= {minimum}, got {value}", key=key)
-    if maximum is not None and value > maximum:
-        raise ConfigurationError(f"{key} must be <= {maximum}, got {value}", key=key)
+        raise ConfigurationError(f"{key} must be >= {minimum} (an integer {bounds}), got {value}", key=key)
+    if value > maximum:
+        shown = str(value) if value < 10**30 else f"a {len(str(abs(value)))}-digit number"
+        raise ConfigurationError(f"{key} must be <= {maximum}, its upper bound, got {shown}", key=key)
     return value
 
 
@@ -126,7 +137,7 @@ class _Spec:
     default: Any
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str, object], int]:
+def _int(minimum: int, maximum: int) -> Callable[[str, object], int]:
     return lambda key, raw: _parse_int(key, raw, minimum, maximum)
 
 
@@ -138,10 +149,35 @@ def _parse_paths(key: str, raw: object) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-# Where Kubernetes and Docker mount secrets, and kafkashim's own configuration directory.
-DEFAULT_SECRET_FILE_ROOTS: Final = ("/etc/kafkashim", "/run/secrets", "/var/run/secrets")
+def _parse_globs(key: str, raw: object) -> tuple[str, ...]:
+    names = _parse_key_list(key, raw)
+    bad = sorted(n for n in names if not re.match(r"^[A-Za-z0-9_*?\[\]!-]+$", n))
+    if bad:
+        raise ConfigurationError(
+            f"{key} must list environment variable names or glob patterns (letters, digits, _ * ? [ ]), got {bad[0]!r}",
+            key=key,
+        )
+    return tuple(sorted(names))
+
+
+def _parse_min_protocol(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).lower()
+    if value not in ("plaintext", "tls"):
+        raise ConfigurationError(f"{key}={value!r}: use plaintext or tls", key=key)
+    return value
+
+
+# None by default: which files and variables a control document may read is the application's decision
+# (docs/security.md). kafkashim's own credentials are never readable, whatever these say.
+DEFAULT_SECRET_FILE_ROOTS: Final[tuple[str, ...]] = ()
 # Consul's maximum blocking-query wait is 10 minutes (api-docs/features/blocking.mdx).
 _CONSUL_MAX_WAIT_MS: Final = 600_000
+# Upper bounds: far above any sensible value, far below what overflows a timer (threading.TIMEOUT_MAX is
+# about 292 years on Linux; time.monotonic() + 20 digits of milliseconds raised OverflowError in a thread).
+_HOUR_MS: Final = 3_600_000
+_DAY_MS: Final = 24 * _HOUR_MS
+_YEAR_MS: Final = 366 * _DAY_MS
+_MAX_BUFFERED: Final = 100_000_000
 
 
 # One row per key: the attribute of ShimSettings it fills, its parser, its default (None = required).
@@ -149,25 +185,30 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.source": _Spec("source", _parse_str, None),
     "kafkashim.offset.strategy": _Spec("offset_strategy", _parse_strategy, "committed"),
     "kafkashim.offset.fallback": _Spec("offset_fallback", _parse_fallback, "earliest"),
-    "kafkashim.offset.rewind.ms": _Spec("offset_rewind_ms", _int(0), 0),
+    "kafkashim.offset.rewind.ms": _Spec("offset_rewind_ms", _int(0, _YEAR_MS), 0),
     "kafkashim.mm2.source.alias": _Spec("mm2_source_alias", _parse_str, ""),
     "kafkashim.mm2.replication.policy": _Spec("mm2_replication_policy", _parse_policy, "default"),
     "kafkashim.mm2.separator": _Spec("mm2_separator", _parse_str, "."),
     "kafkashim.allow.local.override": _Spec("allow_local_override", _parse_key_list, frozenset()),
-    "kafkashim.cutover.timeout.ms": _Spec("cutover_timeout_ms", _int(1), 30_000),
-    "kafkashim.cutover.flush.timeout.ms": _Spec("cutover_flush_timeout_ms", _int(0), 30_000),
-    "kafkashim.cutover.retry.interval.ms": _Spec("cutover_retry_interval_ms", _int(0), 30_000),
-    "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1), 100_000),
+    "kafkashim.cutover.timeout.ms": _Spec("cutover_timeout_ms", _int(1, _HOUR_MS), 30_000),
+    "kafkashim.cutover.flush.timeout.ms": _Spec("cutover_flush_timeout_ms", _int(0, _HOUR_MS), 30_000),
+    "kafkashim.cutover.retry.interval.ms": _Spec("cutover_retry_interval_ms", _int(0, _DAY_MS), 30_000),
+    "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1, _MAX_BUFFERED), 100_000),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
-    "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0), 60_000),
-    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0), 1_500),
-    "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10), 100),
-    "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0), 10_000),
-    "kafkashim.source.debounce.ms": _Spec("source_debounce_ms", _int(0), 100),
+    "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
+    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 1_500),
+    "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
+    "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0, _HOUR_MS), 10_000),
+    "kafkashim.source.debounce.ms": _Spec("source_debounce_ms", _int(0, _HOUR_MS), 100),
     "kafkashim.source.wait.ms": _Spec("source_wait_ms", _int(1_000, _CONSUL_MAX_WAIT_MS), 60_000),
-    "kafkashim.source.backoff.max.ms": _Spec("source_backoff_max_ms", _int(250), 30_000),
-    "kafkashim.secrets.refresh.interval.ms": _Spec("secrets_refresh_interval_ms", _int(1_000), 300_000),
+    "kafkashim.source.backoff.max.ms": _Spec("source_backoff_max_ms", _int(250, _HOUR_MS), 30_000),
+    "kafkashim.secrets.refresh.interval.ms": _Spec("secrets_refresh_interval_ms", _int(1_000, _DAY_MS), 300_000),
     "kafkashim.secrets.file.roots": _Spec("secrets_file_roots", _parse_paths, DEFAULT_SECRET_FILE_ROOTS),
+    "kafkashim.secrets.env.allow": _Spec("secrets_env_allow", _parse_globs, ()),
+    "kafkashim.security.min.protocol": _Spec("security_min_protocol", _parse_min_protocol, "plaintext"),
+    "kafkashim.security.allow.cleartext.credentials": _Spec("security_allow_cleartext_credentials", _parse_bool, False),
+    "kafkashim.security.allow.document.ca": _Spec("security_allow_document_ca", _parse_bool, False),
+    "kafkashim.security.allow.gssapi": _Spec("security_allow_gssapi", _parse_bool, False),
 }
 
 
@@ -200,11 +241,29 @@ class ShimSettings:
     source_backoff_max_ms: int = 30_000
     secrets_refresh_interval_ms: int = 300_000
     secrets_file_roots: tuple[str, ...] = DEFAULT_SECRET_FILE_ROOTS
+    secrets_env_allow: tuple[str, ...] = ()
+    security_min_protocol: str = "plaintext"
+    security_allow_cleartext_credentials: bool = False
+    security_allow_document_ca: bool = False
+    security_allow_gssapi: bool = False
 
     @staticmethod
     def seconds(milliseconds: int) -> float:
         """The one place milliseconds become the seconds that confluent_kafka's timeouts take."""
         return milliseconds / 1000.0
+
+
+def merge_config(conf: object, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``Producer(conf, **kwargs)``'s two halves as one dict, as confluent_kafka merges them; raises
+    `ConfigurationError` (not a bare TypeError) when ``conf`` is not a dict (``Producer([...])``)."""
+    if conf is None:
+        return dict(kwargs)
+    if not isinstance(conf, Mapping):
+        raise ConfigurationError(
+            f"config must be a dict of property names to values, got {type(conf).__name__}; "
+            "e.g. Producer({'kafkashim.source': 'file:///etc/kafkashim/control.json'})"
+        )
+    return {**conf, **kwargs}
 
 
 def split_config(conf: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[ShimSettings, dict[str, Any]]:
@@ -215,7 +274,10 @@ def split_config(conf: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[S
     value of the wrong type, and `MissingSettingError` when ``kafkashim.source`` is set nowhere.
     """
     if not isinstance(conf, Mapping):
-        raise ConfigurationError(f"config must be a dict, got {type(conf).__name__}")
+        raise ConfigurationError(
+            f"config must be a dict of property names to values, got {type(conf).__name__}; "
+            "e.g. Producer({'kafkashim.source': 'file:///etc/kafkashim/control.json'})"
+        )
     client_conf: dict[str, Any] = {}
     shim_raw: dict[str, object] = {}
     for key, value in conf.items():

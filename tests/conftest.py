@@ -51,9 +51,21 @@ def kafka_work_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def kafka_clusters(kafka_work_dir: Path) -> Iterator[dict[str, KafkaCluster]]:
     clusters = start_clusters(["origin", "destination"], kafka_work_dir)
+    # The local clusters listen on PLAINTEXT and SASL_PLAINTEXT only, and tests put credentials in their
+    # profiles: the application-side opt-in a real deployment on cleartext listeners would need too
+    # (docs/security.md). Clients read it from the environment unless a test's config says otherwise.
+    previous = os.environ.get(_CLEARTEXT_OPT_IN)
+    os.environ[_CLEARTEXT_OPT_IN] = "true"
     yield clusters
+    if previous is None:
+        os.environ.pop(_CLEARTEXT_OPT_IN, None)
+    else:
+        os.environ[_CLEARTEXT_OPT_IN] = previous
     for cluster in clusters.values():
         cluster.stop()
+
+
+_CLEARTEXT_OPT_IN = "KAFKASHIM_SECURITY_ALLOW_CLEARTEXT_CREDENTIALS"
 
 
 @pytest.fixture(scope="session")

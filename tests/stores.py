@@ -94,6 +94,23 @@ def consul_kit(consul_store: ConsulStore, monkeypatch: pytest.MonkeyPatch) -> It
     sre.kv.delete(f"{kit.prefix}/", recurse=True)
 
 
+def acl_enabled(store: ConsulStore) -> bool:
+    """Whether the Consul behind ``store`` enforces ACLs (a server without them ignores every token).
+
+    ``GET /v1/acl/token/self`` with an unknown token: 403 ``ACL not found`` with ACLs, 401 ``ACL support
+    disabled`` without."""
+    if store.double is not None:
+        return store.double.acl
+    import requests
+
+    answer = requests.get(
+        f"http://{store.address}/v1/acl/token/self",
+        headers={"X-Consul-Token": "00000000-dead-beef-0000-000000000000"},
+        timeout=10,
+    )
+    return answer.status_code != 401
+
+
 def needs_double(store: Any) -> Any:
     if store.double is None:
         pytest.skip("breaks the server on purpose: runs against the double only")

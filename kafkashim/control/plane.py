@@ -24,6 +24,17 @@ Last-known-good: `current` only ever changes to a document that parsed, validate
 else is logged once (one ERROR line naming the source, the key and the reason), counted in telemetry, and
 otherwise ignored; the watch goes on, and a failed resolution is retried with capped back-off.
 Subscribers are called on the applier thread and must not block.
+
+Supervision: no exception ends either thread. One that escapes a source's watch loop, a resolution or a
+token renewal (a bug, an exception no layer below mapped) is logged at ERROR with its traceback (secret
+values redacted), counted in ``kafkashim.control.errors`` with ``kafkashim.thread``, and the thread goes on
+after a capped, jittered back-off: the watcher restarts the source's watch, the applier retries the
+current template.
+
+Security policy: the plane checks every document against the `SecurityPolicy` of the first client of its
+source. A later client of the same source with different ``kafkashim.security.*`` / ``kafkashim.secrets.*``
+settings is refused with a `ConfigurationError` (docs/security.md): sharing the plane would weaken one of
+the two policies.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import os
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import ClassVar
 from urllib.parse import urlparse
@@ -39,6 +51,7 @@ from urllib.parse import urlparse
 from kafkashim.config import ShimSettings
 from kafkashim.control.backoff import Backoff
 from kafkashim.control.document import ControlDocument
+from kafkashim.control.policy import SecurityPolicy
 from kafkashim.control.secrets import SecretResolver, backend_factory
 from kafkashim.control.sources import Source, open_source
 from kafkashim.errors import (
@@ -93,11 +106,15 @@ class ControlPlane:
 
         The first client of a source decides the source's settings (poll interval, debounce...)."""
         url = settings.source
+        policy = SecurityPolicy.from_settings(settings)
         with cls._registry_lock:
             plane = cls._registry.get(url)
+            if plane is not None:
+                plane._resolver.policy.check_same(policy, url)
             if plane is None:
                 source = open_source(url, settings)
-                resolver = SecretResolver(backend_factory(os.environ, settings.secrets_file_roots), source.url)
+                factory = backend_factory(os.environ, policy.file_roots, policy.env_allow)
+                resolver = SecretResolver(factory, source.url, policy)
                 try:
                     plane = cls(source, resolver, settings)
                 except BaseException:
@@ -172,7 +189,36 @@ class ControlPlane:
 
     # ------------------------------------------------------------------------------- watching
     def _watch(self) -> None:
-        self.source.watch(self._on_template, self._on_source_error, self._stop)
+        """Run the source's watch loop; restart it (after back-off) whatever it raises."""
+        backoff = self._supervisor_backoff()
+        while not self._stop.is_set():
+            try:
+                self.source.watch(self._on_template, self._on_source_error, self._stop)
+            except Exception as exc:  # noqa: BLE001 - supervised: nothing may end the watch
+                self._crashed("watcher thread", exc)
+            if self._stop.wait(backoff.next_delay_s()):
+                return
+
+    def _supervisor_backoff(self) -> Backoff:
+        return Backoff(_BACKOFF_BASE_S, max(_BACKOFF_BASE_S, self._backoff.cap_s))
+
+    def _crashed(self, thread: str, exc: Exception) -> None:
+        """Log (traceback included, secrets redacted) and count an exception a thread survived."""
+        kind = thread.split(" ", 1)[0]
+        control_errors.add(
+            1, {"kafkashim.source.kind": self._kind, "error.type": type(exc).__name__, "kafkashim.thread": kind}
+        )
+        text = "".join(traceback.format_exception(exc))
+        for profile in (*self._current.clusters.values(), *self._template.clusters.values()):
+            text = profile.redact_text(text)
+        logger.error(
+            "kafkashim: the control-plane %s of %s caught an unexpected %s and goes on; "
+            "this is a bug, please report it:\n%s",
+            thread,
+            self.source.url,
+            type(exc).__name__,
+            text,
+        )
 
     def _on_template(self, template: ControlDocument) -> None:
         with self._wake:
@@ -186,36 +232,52 @@ class ControlPlane:
 
     # ------------------------------------------------------------------------------- applying
     def _apply_loop(self) -> None:
+        """Apply templates and refresh secrets until stopped; survive (and retry after) any exception."""
+        backoff = self._supervisor_backoff()
         while not self._stop.is_set():
-            with self._wake:
-                if self._mailbox is None:
-                    self._wake.wait(timeout=max(0.0, self._next_wake() - time.monotonic()))
-                template, self._mailbox = self._mailbox, None
-            if self._stop.is_set():
-                return
-            if template is not None:
-                # Debounce on the leading edge: a change after a quiet window applies at once (a flip costs
-                # no delay); one within the window of the last applied change waits for the window's end,
-                # and whatever arrived meanwhile replaces it (a flapping key makes two cutovers, not forty).
-                hold_s = self._last_change_at + self._debounce_s - time.monotonic()
-                if hold_s > 0:
-                    if self._stop.wait(hold_s):
-                        return
-                    with self._wake:
-                        template, self._mailbox = self._mailbox or template, None
-                self._last_change_at = time.monotonic()
-                self._template = template
-                self._apply()
-                continue
-            now = time.monotonic()
-            deadline = self._resolver.next_deadline()
-            if deadline is not None and now >= deadline:
-                try:
-                    self._resolver.maintain()
-                except ShimError as exc:
-                    self._report(exc)
-            if now >= self._next_refresh or (self._retry_at is not None and now >= self._retry_at):
-                self._apply()
+            try:
+                if self._apply_step():
+                    return
+                backoff.reset()
+            except Exception as exc:  # noqa: BLE001 - supervised: nothing may end the applier
+                self._crashed("applier thread", exc)
+                delay = backoff.next_delay_s()
+                self._retry_at = time.monotonic() + delay  # the template in hand is tried again
+                if self._stop.wait(delay):
+                    return
+
+    def _apply_step(self) -> bool:
+        """One turn of the applier: True when the plane is stopping."""
+        with self._wake:
+            if self._mailbox is None:
+                self._wake.wait(timeout=max(0.0, self._next_wake() - time.monotonic()))
+            template, self._mailbox = self._mailbox, None
+        if self._stop.is_set():
+            return True
+        if template is not None:
+            # Debounce on the leading edge: a change after a quiet window applies at once (a flip costs
+            # no delay); one within the window of the last applied change waits for the window's end,
+            # and whatever arrived meanwhile replaces it (a flapping key makes two cutovers, not forty).
+            hold_s = self._last_change_at + self._debounce_s - time.monotonic()
+            if hold_s > 0:
+                if self._stop.wait(hold_s):
+                    return True
+                with self._wake:
+                    template, self._mailbox = self._mailbox or template, None
+            self._last_change_at = time.monotonic()
+            self._template = template
+            self._apply()
+            return False
+        now = time.monotonic()
+        deadline = self._resolver.next_deadline()
+        if deadline is not None and now >= deadline:
+            try:
+                self._resolver.maintain()
+            except ShimError as exc:
+                self._report(exc)
+        if now >= self._next_refresh or (self._retry_at is not None and now >= self._retry_at):
+            self._apply()
+        return False
 
     def _next_wake(self) -> float:
         candidates = [self._next_refresh]
@@ -253,8 +315,8 @@ class ControlPlane:
         for callback in subscribers:
             try:
                 callback(doc)
-            except Exception:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
-                logger.exception("kafkashim: a client failed to take control document epoch %s", doc.epoch)
+            except Exception as exc:  # noqa: BLE001 - a bug in one client must not stop the watch for the others
+                self._crashed(f"subscriber (document epoch {doc.epoch})", exc)
 
     def _report(self, exc: ShimError, kept: str = "", dedupe: bool = True) -> None:
         """Count every problem; log it unless it is the one resolution last logged (a Vault sealed for an

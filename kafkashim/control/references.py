@@ -12,6 +12,9 @@ substitution only; the stores live in `kafkashim.control.secrets`.
 | `file`   | ``${file:/absolute/path}``              | the file's content, one trailing newline removed |
 
 A reference says where a secret lives, never what it is, so it may appear in errors and logs.
+
+``$${`` stands for a literal ``${`` (so a password may contain one): ``"pa$${ss}"`` reaches librdkafka as
+``pa${ss}``. Every ``$${`` is an escape, read left to right; any other ``${`` must start a valid reference.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from kafkashim.errors import InvalidDocumentError
+
 SCHEMES: Final = ("vault", "aws-sm", "env", "file")
 
-_REFERENCE: Final = re.compile(r"\$\{([^{}]*)\}")
+# One token of a value: the escape for a literal "${", or a reference. Scanned left to right.
+_TOKEN: Final = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
+ESCAPE: Final = "$${"
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAULT_TARGET: Final = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.@-]+)+$")
 
 
-class ReferenceSyntaxError(ValueError):
+class ReferenceSyntaxError(InvalidDocumentError, ValueError):
     """A ``${...}`` that is not a reference kafkashim can resolve; the message says why."""
 
 
@@ -87,15 +94,26 @@ def parse_reference(body: str) -> Reference:
 def references_in(value: str) -> list[Reference]:
     """Every reference in ``value``, in order. A ``${`` that does not start a valid reference is an error
     (a typo must not reach a broker as a literal password)."""
-    found = [parse_reference(m.group(1)) for m in _REFERENCE.finditer(value)]
-    if "${" in _REFERENCE.sub("", value):
-        raise ReferenceSyntaxError("has a '${' without a matching '}'")
+    found = [parse_reference(m.group(1)) for m in _TOKEN.finditer(value) if m.group(0) != ESCAPE]
+    if "${" in _TOKEN.sub("", value):
+        raise ReferenceSyntaxError("has a '${' without a matching '}' (write $${ for a literal ${)")
     return found
 
 
+def has_references(value: str) -> bool:
+    """Whether ``value`` holds a reference (an escaped ``$${`` is not one)."""
+    return "${" in value and any(m.group(0) != ESCAPE for m in _TOKEN.finditer(value))
+
+
 def substitute(value: str, resolved: Mapping[Reference, str]) -> str:
-    """``value`` with each reference replaced by its resolved text (every reference must be in ``resolved``)."""
-    return _REFERENCE.sub(lambda m: resolved[parse_reference(m.group(1))], value)
+    """``value`` with each reference replaced by its resolved text (every reference must be in ``resolved``)
+    and each ``$${`` by a literal ``${``. Resolved text is inserted as is: it is never scanned again."""
+    return _TOKEN.sub(lambda m: "${" if m.group(0) == ESCAPE else resolved[parse_reference(m.group(1))], value)
+
+
+def unescape(value: str) -> str:
+    """``value`` (which holds no reference) with each ``$${`` replaced by a literal ``${``."""
+    return substitute(value, {}) if ESCAPE in value else value
 
 
 def _schemes() -> str:

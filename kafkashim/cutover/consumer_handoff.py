@@ -220,6 +220,7 @@ class ConsumerHandOff:
         if auto_commit_enabled(engine.app_conf):
             commit_error = commit_processed(old)
             if commit_error is not None:
+                commit_error = plan.source.redact_text(commit_error)
                 details = dataclasses.replace(details, commit_error=commit_error)
                 logger.warning("kafkashim: final commit on %s failed: %s", plan.source.name, commit_error)
         self._callback_errors = []
@@ -231,7 +232,7 @@ class ConsumerHandOff:
             errors, self._callback_errors = self._callback_errors, None
         details = dataclasses.replace(details, leave_s=round(time.monotonic() - started, 4))
         if errors:
-            details = dataclasses.replace(details, close_error="; ".join(errors))
+            details = dataclasses.replace(details, close_error=plan.source.redact_text("; ".join(errors)))
             logger.warning("kafkashim: leaving %s: %s", plan.source.name, details.close_error)
         engine.adopt(claim)
         self.install_hot_path()

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
-from kafkashim.config import ShimSettings, split_config
-from kafkashim.control.document import ClusterProfile, ControlDocument
+from kafkashim.config import ShimSettings, merge_config, split_config
+from kafkashim.control.document import ClusterProfile, ControlDocument, redact_text
 from kafkashim.control.plane import ControlPlane
 from kafkashim.cutover.events import (
     CutoverDetails,
@@ -43,7 +43,7 @@ from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed
 from kafkashim.cutover.plan import CutoverPlan, Placement, merge_client_config, plan_cutover
 from kafkashim.cutover.routes import ClientIdentity, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
-from kafkashim.errors import ConfigurationError
+from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
 
@@ -60,9 +60,7 @@ class CutoverEngine(Generic[H]):
         kwargs: Mapping[str, Any],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if conf is not None and not isinstance(conf, Mapping):
-            raise ConfigurationError(f"config must be a dict, got {type(conf).__name__}")
-        settings, app_conf = split_config({**(conf or {}), **kwargs}, os.environ)
+        settings, app_conf = split_config(merge_config(conf, kwargs), os.environ)
         self.role = role
         self.settings: ShimSettings = settings
         self.app_conf: dict[str, Any] = app_conf
@@ -86,7 +84,12 @@ class CutoverEngine(Generic[H]):
             doc = self._plane.current
             profile = resolve_route(doc, self.identity).profile
             self._profile_for_attributes = profile
-            self.handle: H = handoff.open(self.config_for(profile))
+            try:
+                self.handle: H = handoff.open(self.config_for(profile))
+            except KafkaException as exc:
+                # librdkafka quotes a value it rejects ("Invalid value ... for configuration property"); one
+                # that came from a secret reference must not reach the application's logs through it.
+                raise _redacted_kafka_exception(exc, profile) from None
         except BaseException:
             self._plane.release()
             raise
@@ -219,6 +222,10 @@ class CutoverEngine(Generic[H]):
         try:
             handle = self._handoff.open(self.config_for(plan.target))
         except Exception as exc:  # noqa: BLE001 - whatever it is, the client stays where it is (I6)
+            if not isinstance(exc, KafkaException | ShimError | ValueError | TypeError):
+                logger.error(
+                    "kafkashim: preparing %s for %s raised %s", self.role, plan.target.name, type(exc).__name__
+                )
             self._prepare_failed(plan, attempt, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
             return
         try:
@@ -438,7 +445,9 @@ class CutoverEngine(Generic[H]):
                 outcome=outcome,
                 duration_s=self._clock() - started,
                 downtime_s=downtime_s,
-                error=error,
+                # Errors may quote librdkafka quoting a value that came from a secret reference (I: secrets
+                # never reach logs, events or telemetry).
+                error=None if error is None else redact_text(error, plan.source, plan.target),
                 details=details if details is not None else NoDetails(),
                 partitions=partitions,
             ),
@@ -446,6 +455,14 @@ class CutoverEngine(Generic[H]):
             self.telemetry_attributes(),
             span,
         )
+
+
+def _redacted_kafka_exception(exc: KafkaException, profile: ClusterProfile) -> KafkaException:
+    """``exc`` with every secret of ``profile`` removed from its message, same error code."""
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError):
+        return KafkaException(KafkaError(err.code(), profile.redact_text(err.str())))
+    return KafkaException(profile.redact_text(str(err)))
 
 
 def _positive(value: object) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from kafkashim.control.allowlist import canonical_property
 from kafkashim.control.document import ClusterProfile
 from kafkashim.errors import ConfigurationError
 
@@ -59,19 +60,25 @@ def merge_client_config(
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """The librdkafka config for ``profile``: its connection properties plus the application's own.
 
-    A key both set is an error, unless the application listed it in ``kafkashim.allow.local.override``,
-    in which case the application's value wins. Returns the config and the keys so overridden (for the
-    caller to log once).
+    A property both set is an error, unless the application listed it in ``kafkashim.allow.local.override``,
+    in which case the application's value wins. librdkafka's aliases count as the same property
+    (``sasl.mechanism`` is ``sasl.mechanisms``): the profile's spelling is then dropped, so one value reaches
+    librdkafka. Returns the config and the profile keys so overridden (for the caller to log once).
     """
     profile_props = profile.client_properties()
-    clashes = sorted(k for k in profile_props if k in app_conf)
-    refused = [k for k in clashes if k not in local_overrides]
+    app_names = {canonical_property(k) for k in app_conf}
+    overridable = {canonical_property(k) for k in local_overrides}
+    clashes = sorted(k for k in profile_props if canonical_property(k) in app_names)
+    refused = [k for k in clashes if canonical_property(k) not in overridable]
     if refused:
         key = refused[0]
+        app_key = next(k for k in app_conf if canonical_property(k) == canonical_property(key))
+        also = f" (as {app_key!r}, an alias librdkafka treats as the same property)" if app_key != key else ""
         raise ConfigurationError(
-            f"{key} is set by the application's config and by cluster profile {profile.name!r}; remove it "
+            f"{key} is set by the application's config{also} and by cluster profile {profile.name!r}; remove it "
             f"from the application's config (the profile says where to connect) or list it in "
             f"kafkashim.allow.local.override to let the application's value win",
             key=key,
         )
-    return {**profile_props, **app_conf}, frozenset(clashes)
+    kept = {k: v for k, v in profile_props.items() if k not in clashes}
+    return {**kept, **app_conf}, frozenset(clashes)

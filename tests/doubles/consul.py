@@ -22,8 +22,13 @@ Reproduced:
   ``Behavior=delete``, deleting the keys it holds.
 - ACLs (on by default): tokens in ``X-Consul-Token`` or ``Authorization: Bearer``; a management token and
   tokens limited to key prefixes with read/write; unknown token → 403 ``ACL not found``; missing
-  permission → 403 ``Permission denied: token with AccessorID '…' lacks permission 'key:read' on "…"``
-  (plain text).
+  permission on a single key → 403 ``Permission denied: token with AccessorID '…' lacks permission
+  'key:read' on "…"`` (plain text). A ``?recurse`` / ``?keys`` listing is *filtered* instead, as a real
+  Consul 1.16 does it: the entries the token may not read are left out and the answer carries
+  ``X-Consul-Results-Filtered-By-Acls: true``; when nothing is left it is **404** with an empty body (not 403).
+- Snapshot restore (`snapshot` / `restore`): the index goes backwards, and a blocking query in flight
+  returns at once carrying the *old* index and the old entries, as a real Consul 1.16 was seen to do; the
+  next blocking query on that old index then waits its whole wait.
 
 Not reproduced: raft, multiple datacenters, the catalog, health checks bound to sessions, lock-delay
 enforcement, transactions, the ACL HTTP API (tokens are made with `add_token`), 429 rate limiting.
@@ -32,6 +37,7 @@ enforcement, transactions, the ACL HTTP API (tokens are made with `add_token`), 
 from __future__ import annotations
 
 import base64
+import copy
 import random
 import re
 import threading
@@ -132,6 +138,7 @@ class ConsulDouble:
         self._tombstones: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
         self._index = 1
+        self._restores = 0
         self._changed = threading.Condition()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.server = LoopbackServer(self.route)
@@ -164,6 +171,18 @@ class ConsulDouble:
         self._tokens[secret] = Token(str(uuid.uuid4()), dict(rules))
         return secret
 
+    def snapshot(self) -> Any:
+        """The KV state now, for `restore` (``consul snapshot save``)."""
+        with self._changed:
+            return copy.deepcopy((self._kv, self._tombstones, self._index))
+
+    def restore(self, snapshot: Any) -> None:
+        """``consul snapshot restore``: the KV state and its index go back to ``snapshot``."""
+        with self._changed:
+            self._kv, self._tombstones, self._index = copy.deepcopy(snapshot)
+            self._restores += 1
+            self._changed.notify_all()
+
     def blocking_queries(self, prefix: str) -> int:
         return sum(1 for m, p, q in self.requests if m == "GET" and p.startswith(prefix) and "index" in q)
 
@@ -178,6 +197,25 @@ class ConsulDouble:
         if path == "/v1/status/leader":
             return Response(200, f"127.0.0.1:{self.server.port}")
         return Response(404, f"unknown endpoint {path}", as_json=False)
+
+    def _readable(self, req: Request) -> Any:
+        """For listings: a predicate saying which keys the request's token may read, or a 403 Response for an
+        unknown token."""
+        if not self.acl:
+            return lambda key: True
+        secret = self._secret(req)
+        token = self._tokens.get(secret) if secret else None
+        if secret and token is None:
+            return Response(403, "ACL not found", as_json=False)
+        return lambda key: token is not None and token.allows(key, "read")
+
+    @staticmethod
+    def _secret(req: Request) -> str:
+        secret = req.headers.get("X-Consul-Token") or ""
+        auth = req.headers.get("Authorization") or ""
+        if not secret and auth.startswith("Bearer "):
+            secret = auth[len("Bearer ") :]
+        return secret
 
     def _denied(self, req: Request, key: str, need: str) -> Response | None:
         if not self.acl:
@@ -231,10 +269,17 @@ class ConsulDouble:
         return Response(405, "method not allowed", as_json=False)
 
     def _kv_get(self, req: Request, key: str, recurse: bool) -> Response:
-        denied = self._denied(req, key, "read")
-        if denied is not None:
-            return denied
+        if recurse:
+            readable = self._readable(req)
+            if isinstance(readable, Response):
+                return readable
+        else:
+            denied = self._denied(req, key, "read")
+            if denied is not None:
+                return denied
+            readable = lambda k: True  # noqa: E731
         wanted = int(req.query.get("index") or 0)
+        before_restore: Response | None = None
         if wanted >= 1:
             try:
                 wait_s = (
@@ -246,31 +291,47 @@ class ConsulDouble:
                 wait_s += random.uniform(0, wait_s / 16)
             deadline = time.monotonic() + wait_s
             with self._changed:
+                restores = self._restores
+                before = self._answer(req, key, recurse, readable)
                 while self._index_under(key, recurse) <= wanted and self.server.running.is_set():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._changed.wait(remaining)
+                    if self._restores != restores:
+                        before_restore = before  # returns early, with the index and entries from before
+                        break
             if not self.server.running.is_set():
                 raise ServerDown
+        if before_restore is not None:
+            return before_restore
         with self._changed:
-            index = self._index_under(key, recurse)
-            headers = self._headers(index)
-            if "keys" in req.query:
-                sep = req.query.get("separator") or ""
-                names = sorted(k for k in self._kv if k.startswith(key))
-                if sep:
-                    names = sorted({k[: k.index(sep, len(key)) + 1] if sep in k[len(key) :] else k for k in names})
-                return Response(200 if names else 404, names if names else b"", headers)
-            if recurse:
-                entries = [self._kv[k].as_json(k) for k in sorted(self._kv) if k.startswith(key)]
-            else:
-                entries = [self._kv[key].as_json(key)] if key in self._kv else []
-            if not entries:
-                return Response(404, b"", headers)
-            if "raw" in req.query and not recurse:
-                return Response(200, self._kv[key].value or b"", {**headers, "Content-Type": "text/plain"})
-            return Response(200, entries, headers)
+            return self._answer(req, key, recurse, readable)
+
+    def _answer(self, req: Request, key: str, recurse: bool, readable: Any) -> Response:
+        index = self._index_under(key, recurse)
+        headers = self._headers(index)
+        if "keys" in req.query:
+            sep = req.query.get("separator") or ""
+            every = sorted(k for k in self._kv if k.startswith(key))
+            names = [k for k in every if readable(k)]
+            if len(names) < len(every):
+                headers["X-Consul-Results-Filtered-By-Acls"] = "true"
+            if sep:
+                names = sorted({k[: k.index(sep, len(key)) + 1] if sep in k[len(key) :] else k for k in names})
+            return Response(200 if names else 404, names if names else b"", headers)
+        if recurse:
+            every = [k for k in sorted(self._kv) if k.startswith(key)]
+            entries = [self._kv[k].as_json(k) for k in every if readable(k)]
+            if len(entries) < len(every):
+                headers["X-Consul-Results-Filtered-By-Acls"] = "true"
+        else:
+            entries = [self._kv[key].as_json(key)] if key in self._kv else []
+        if not entries:
+            return Response(404, b"", headers)
+        if "raw" in req.query and not recurse:
+            return Response(200, self._kv[key].value or b"", {**headers, "Content-Type": "text/plain"})
+        return Response(200, entries, headers)
 
     def _kv_put(self, req: Request, key: str) -> Response:
         q = req.query

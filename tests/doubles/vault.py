@@ -24,7 +24,9 @@ Reproduced:
   ``.../role-id``, ``.../secret-id``, ``auth/approle/login``.
 - Kubernetes: ``auth/kubernetes/login {role, jwt}`` against roles registered with `add_kubernetes_role`
   (the double does not call a TokenReview API: it compares the JWT).
-- ``X-Vault-Namespace`` is recorded (`namespaces_seen`) but every namespace shares one store.
+- Namespaces: ``X-Vault-Namespace`` is recorded (`namespaces_seen`); a namespace that was not created with
+  `add_namespace` gets 404 ``{"errors": ["namespace not found"]}`` on every path but ``sys/health``, login
+  included, as OpenBao 2.6 answers it. Every namespace shares one store.
 
 Not reproduced: other secret engines and auth methods, leases of dynamic secrets, response wrapping,
 HA standby (429), ``sys/seal`` / ``sys/unseal`` over HTTP (tests call `seal` / `unseal`), policy
@@ -106,6 +108,7 @@ class VaultDouble:
         self.reads = 0
         self.requests = 0
         self.namespaces_seen: set[str] = set()
+        self.namespaces: set[str] = set()
         self.server = LoopbackServer(self.route)
 
     # ------------------------------------------------------------------------- test controls
@@ -126,6 +129,9 @@ class VaultDouble:
     def unseal(self) -> None:
         self.sealed = False
 
+    def add_namespace(self, name: str) -> None:
+        self.namespaces.add(name.strip("/"))
+
     def add_kubernetes_role(self, role: str, jwt: str, policies: list[str], ttl_s: int = 3600) -> None:
         self.k8s_roles[role] = {"jwt": jwt, "policies": policies, "ttl": ttl_s}
 
@@ -140,6 +146,8 @@ class VaultDouble:
             return Response(503 if self.sealed else 200, {"initialized": True, "sealed": self.sealed})
         if self.sealed:
             return _error(503, "Vault is sealed")
+        if ns and ns.strip("/") not in self.namespaces:
+            return _error(404, "namespace not found")
         if path == "auth/approle/login" and req.method in ("POST", "PUT"):
             return self._approle_login(req.json() or {})
         if path == "auth/kubernetes/login" and req.method in ("POST", "PUT"):

@@ -18,7 +18,10 @@ SR_USER_INFO = "SRKEY:sr-secret-81be"
 
 
 def doc_with(control_file: Callable[..., ControlFile], **props: str) -> ControlFile:
-    return control_file({"ccloud": {"bootstrap.servers": "pkc-1:9092", **props}}, active="ccloud")
+    # SSL: the credentials the tests resolve would be refused over a cleartext transport (docs/security.md).
+    return control_file(
+        {"ccloud": {"bootstrap.servers": "pkc-1:9092", "security.protocol": "SSL", **props}}, active="ccloud"
+    )
 
 
 def prop(doc: object, key: str) -> object:

@@ -55,6 +55,8 @@ def test_a_consul_flip_moves_producer_and_consumer_with_secrets_from_vault_and_a
         "kafkashim.secrets.refresh.interval.ms": 1000,
         "kafkashim.source.debounce.ms": 50,
         "kafkashim.cutover.timeout.ms": 5000,
+        # The destination's SASL listener is SASL_PLAINTEXT: the application must opt in (docs/security.md).
+        "kafkashim.security.allow.cleartext.credentials": True,
     }
     p, ledger, p_events = shim_producer(consul_kit, **tuning)  # type: ignore[arg-type]
     c, c_events = shim_consumer(consul_kit, "earliest", **tuning)  # type: ignore[arg-type]

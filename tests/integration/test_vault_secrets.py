@@ -82,6 +82,7 @@ def test_kubernetes_login_with_the_service_account_token(
 ) -> None:
     double = needs_double(vault_kit.store)  # a real Kubernetes login needs a real TokenReview API
     double.add_kubernetes_role("billing", "eyJ.sa-token.sig", [vault_kit.policy])
+    double.add_namespace("team-billing")
     (tmp_path / "token").write_text("eyJ.sa-token.sig")
     monkeypatch.delenv("VAULT_TOKEN")
     monkeypatch.setenv("KAFKASHIM_VAULT_K8S_ROLE", "billing")
@@ -93,6 +94,25 @@ def test_kubernetes_login_with_the_service_account_token(
     (tmp_path / "token").write_text("eyJ.someone-else.sig")
     with pytest.raises(SecretAccessDeniedError, match="Vault refused to log in with kubernetes"):
         start(ccloud_doc.url)
+
+
+def test_an_unknown_namespace_is_named_in_the_error_not_reported_as_a_missing_secret(
+    vault_kit: VaultKit, ccloud_doc: ControlFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenBao 2.6.2 (built from source) answers 404 {"errors":["namespace not found"]} on every path.
+    monkeypatch.setenv("VAULT_NAMESPACE", "no-such-team")
+    if vault_kit.store.double is None:
+        import hvac
+
+        probe = hvac.Client(url=vault_kit.admin.url, token=vault_kit.admin.token, namespace="no-such-team")
+        try:
+            probe.auth.token.lookup_self()
+            pytest.skip("this server ignores namespaces (Vault OSS)")
+        except hvac.exceptions.InvalidPath:
+            pass
+    with pytest.raises(SecretNotFoundError, match=r"Vault has no namespace 'no-such-team' \(VAULT_NAMESPACE\)") as info:
+        start(ccloud_doc.url)
+    assert "no secret at this path" not in str(info.value)
 
 
 def test_the_token_is_renewed_before_it_expires(

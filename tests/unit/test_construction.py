@@ -153,3 +153,63 @@ def test_an_unknown_fallback_is_refused_with_the_choices(tmp_path: Path) -> None
         Consumer(
             {"kafkashim.source": control(tmp_path, GOOD), "group.id": "g", "kafkashim.offset.fallback": "sometimes"}
         )
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_a_value_librdkafka_rejects_is_not_quoted_back_when_it_came_from_a_secret(
+    cls: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka says 'Invalid value "<value>" for configuration property': not with a secret in it."""
+    import confluent_kafka
+
+    secret = "hunter2-from-the-environment"
+    monkeypatch.setenv("APP_TEST_PW", secret)
+    doc = {
+        "active": "a",
+        "clusters": {"a": {"bootstrap.servers": "127.0.0.1:1", "broker.address.family": "${env:APP_TEST_PW}"}},
+    }
+    with pytest.raises(confluent_kafka.KafkaException) as info:
+        cls(
+            {
+                "kafkashim.source": control(tmp_path, json.dumps(doc)),
+                "kafkashim.secrets.env.allow": "APP_TEST_PW",
+                "group.id": "g",
+            }
+        )
+    assert secret not in str(info.value) and "***" in str(info.value)
+    assert "broker.address.family" in str(info.value)
+    assert info.value.args[0].code() == confluent_kafka.KafkaError._INVALID_ARG
+    assert secret not in caplog.text
+
+
+def test_a_failed_cutover_reports_librdkafka_errors_without_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    secret = "s3cr3t-family-value"
+    monkeypatch.setenv("APP_TEST_PW", secret)
+    path = tmp_path / "control.json"
+    good = {"bootstrap.servers": "127.0.0.1:1"}
+    path.write_text(json.dumps({"active": "a", "clusters": {"a": good}}))
+    p = Producer(
+        {
+            "kafkashim.source": path.as_uri(),
+            "kafkashim.secrets.env.allow": "APP_TEST_PW",
+            "kafkashim.source.debounce.ms": 0,
+            "kafkashim.source.poll.interval.ms": 10,
+        }
+    )
+    events: list = []
+    p.add_cutover_listener(events.append)
+    bad = {"bootstrap.servers": "127.0.0.1:2", "broker.address.family": "${env:APP_TEST_PW}"}
+    path.write_text(json.dumps({"active": "b", "clusters": {"a": good, "b": bad}}))
+    deadline = time.monotonic() + 10
+    while not events:
+        assert time.monotonic() < deadline, "no cutover event"
+        time.sleep(0.02)
+    p.close()
+    (event,) = events
+    assert event.outcome.value == "failed" and p.cluster == "a"
+    assert "broker.address.family" in (event.error or "") and secret not in (event.error or "")
+    assert secret not in caplog.text

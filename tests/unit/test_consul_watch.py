@@ -3,12 +3,14 @@ retry pacing it uses."""
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import threading
 from typing import Any
 
 import pytest
+from consul.base import Response
 
 from kafkashim.control.backoff import Backoff, TokenBucket
 from kafkashim.control.document import ControlDocument
@@ -25,15 +27,29 @@ def entries(active: str, modify_index: int) -> list[dict[str, Any]]:
 
 
 class ScriptedKV:
-    """Answers kv.get from a script of (X-Consul-Index, items) or exceptions; records the index asked for."""
+    """Answers py-consul's ``http.get`` for ``GET /v1/kv/p/?recurse`` from a script of (X-Consul-Index, items),
+    (X-Consul-Index, items, "early") for a blocking query that returns before its wait, Responses, or
+    exceptions; records the index asked for (None: a non-blocking read). A fake clock advances by the whole
+    wait for every blocking query unless the step is early."""
+
+    WAIT_S = 30.0
 
     def __init__(self, script: list[Any], stop: threading.Event) -> None:
         self.script = script
         self.asked: list[int | None] = []
         self.stop = stop
+        self.now = 0.0
 
-    def get(self, key: str, *, recurse: bool, index: int | None, wait: str) -> tuple[str, Any]:
-        assert key == "p/" and recurse and wait.endswith("s")
+    def clock(self) -> float:
+        return self.now
+
+    def prepare_headers(self, token: str | None) -> dict[str, str]:
+        return {}
+
+    def get(self, callback: Any, path: str, *, params: list[tuple[str, Any]], headers: dict[str, str]) -> Any:
+        assert path == "/v1/kv/p/" and ("recurse", "1") in params
+        index = dict(params).get("index")
+        assert index is None or dict(params)["wait"].endswith("s")
         self.asked.append(index)
         if not self.script:
             self.stop.set()
@@ -41,14 +57,21 @@ class ScriptedKV:
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
-        return step
+        if isinstance(step, Response):
+            return callback(step)
+        if index is not None and not (len(step) == 3 and step[2] == "early"):
+            self.now += self.WAIT_S
+        body = [{**item, "Value": base64.b64encode(item["Value"]).decode()} for item in step[1]]
+        return callback(Response(200, {"X-Consul-Index": step[0]}, json.dumps(body)))
 
 
 def run_watch(script: list[Any], start_index: int = 10) -> tuple[ScriptedKV, list[ControlDocument], list[ShimError]]:
-    source = ConsulSource("consul://127.0.0.1:1/p", wait_s=30, backoff_max_s=0.25, environ={})
     stop = threading.Event()
     kv = ScriptedKV(script, stop)
-    source._client = type("Client", (), {"kv": kv})()
+    source = ConsulSource(
+        "consul://127.0.0.1:1/p", wait_s=ScriptedKV.WAIT_S, backoff_max_s=0.25, environ={}, clock=kv.clock
+    )
+    source._client = type("Client", (), {"http": kv, "prepare_headers": kv.prepare_headers})()
     source._index = start_index
     source._seen = {e["Key"]: (e["Value"], e["ModifyIndex"]) for e in entries("a", start_index)}
     docs: list[ControlDocument] = []

@@ -104,3 +104,16 @@ def test_schema_registry_settings_are_not_client_config() -> None:
     profile = ClusterProfile("x", {"bootstrap.servers": "a:1", "schema.registry.url": "https://sr"})
     conf, _ = merge_client_config({}, profile, frozenset())
     assert "schema.registry.url" not in conf
+
+
+@pytest.mark.parametrize(
+    ("app_key", "profile_key"), [("sasl.mechanism", "sasl.mechanisms"), ("sasl.mechanisms", "sasl.mechanism")]
+)
+def test_an_alias_of_a_profile_property_is_the_same_property(app_key: str, profile_key: str) -> None:
+    profile = ClusterProfile("x", {"bootstrap.servers": "b:9092", profile_key: "PLAIN"})
+    with pytest.raises(ConfigurationError, match=rf"{profile_key} is set by the application's config \(as '{app_key}'"):
+        merge_client_config({app_key: "SCRAM-SHA-512"}, profile, frozenset())
+    conf, overridden = merge_client_config({app_key: "SCRAM-SHA-512"}, profile, frozenset({app_key}))
+    # One spelling reaches librdkafka, the application's (it was allowed to win).
+    assert conf == {"bootstrap.servers": "b:9092", app_key: "SCRAM-SHA-512"}
+    assert overridden == frozenset({profile_key})

@@ -88,7 +88,7 @@ class Store(SecretBackend):
 def template(**props: str) -> ControlDocument:
     clusters = {
         "a": ClusterProfile("a", {"bootstrap.servers": "a:1"}),
-        "b": ClusterProfile("b", {"bootstrap.servers": "b:1", **props}),
+        "b": ClusterProfile("b", {"bootstrap.servers": "b:1", "security.protocol": "SSL", **props}),
     }
     return ControlDocument(active="a", epoch=3, clusters=MappingProxyType(clusters), source="test")
 
@@ -146,7 +146,9 @@ def test_a_resolved_value_must_obey_the_allowlist_too() -> None:
 
 
 def test_env_references_read_the_environment_but_never_kafkashim_own_credentials() -> None:
-    make = backend_factory({"KAFKA_PASSWORD": "pw", "VAULT_TOKEN": "hvs.x", "AWS_SECRET_ACCESS_KEY": "k"}, ())
+    make = backend_factory(
+        {"KAFKA_PASSWORD": "pw", "VAULT_TOKEN": "hvs.x", "AWS_SECRET_ACCESS_KEY": "k"}, (), ["KAFKA_*", "*"]
+    )
     env = make("env")
     assert env.read("KAFKA_PASSWORD", None).payload == "pw"
     with pytest.raises(SecretNotFoundError, match="MISSING is not set"):

@@ -10,15 +10,21 @@ from kafkashim.control.secrets.resolver import BackendFactory, Secret, SecretBac
 __all__ = ["BackendFactory", "Secret", "SecretBackend", "SecretResolver", "backend_factory"]
 
 
-def backend_factory(environ: Mapping[str, str], file_roots: Iterable[str]) -> BackendFactory:
-    """Build backends on first use, so ``hvac`` and ``boto3`` are needed only by documents that use them."""
+def backend_factory(
+    environ: Mapping[str, str], file_roots: Iterable[str], env_allow: Iterable[str] = ()
+) -> BackendFactory:
+    """Build backends on first use, so ``hvac`` and ``boto3`` are needed only by documents that use them.
+
+    ``file_roots`` and ``env_allow`` are the application's ``kafkashim.secrets.file.roots`` and
+    ``kafkashim.secrets.env.allow`` (docs/security.md)."""
     roots = tuple(file_roots)
+    allow = tuple(env_allow)
 
     def make(scheme: str) -> SecretBackend:
         if scheme == "env":
-            return EnvBackend(environ)
+            return EnvBackend(environ, allow)
         if scheme == "file":
-            return FileBackend(roots)
+            return FileBackend(roots, environ)
         if scheme == "vault":
             from kafkashim.control.secrets.vault import VaultBackend
 

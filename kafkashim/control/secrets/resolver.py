@@ -2,9 +2,11 @@
 
 `SecretResolver.resolve` reads every secret the template refers to, once per pass, from the backend its
 scheme names (`kafkashim.control.secrets.backend_factory`), substitutes the values, and re-checks what the
-substitution produced: a resolved ``ssl.endpoint.identification.algorithm`` must still be ``https`` and a
-resolved ``bootstrap.servers`` must still be non-empty. Every cluster's references are resolved, not only
-the active one's, so a flip never waits for (or fails on) a secret nobody read before.
+substitution produced: a resolved ``ssl.endpoint.identification.algorithm`` must still be ``https``, a
+resolved ``bootstrap.servers`` must still be non-empty, no value may hold a control character, and every
+profile, with or without references, must keep to the application's `SecurityPolicy` (`check_profile`).
+Every cluster's references are resolved, not only the active one's, so a flip never waits for (or fails
+on) a secret nobody read before.
 
 Outages: when a store is unavailable (`SecretBackendUnavailableError`: Vault sealed or down, AWS
 throttling) and this resolver already holds a value for that secret from an earlier pass, the earlier
@@ -21,10 +23,19 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from kafkashim.control.allowlist import forbidden_reason
-from kafkashim.control.document import ClusterProfile, ControlDocument, PropertyValue, check_bootstrap
-from kafkashim.control.references import Reference, substitute
+from kafkashim.control.document import (
+    MAX_VALUE_CHARS,
+    ClusterProfile,
+    ControlDocument,
+    PropertyValue,
+    check_bootstrap,
+    has_control_character,
+)
+from kafkashim.control.policy import SecurityPolicy, check_profile
+from kafkashim.control.references import ESCAPE, Reference, substitute, unescape
 from kafkashim.errors import (
     ForbiddenPropertyError,
+    InvalidDocumentError,
     SecretBackendUnavailableError,
     SecretError,
     SecretNotFoundError,
@@ -75,9 +86,10 @@ BackendFactory = Callable[[str], SecretBackend]
 class SecretResolver:
     """Resolves the references of template documents for one control source; keeps the last values."""
 
-    def __init__(self, factory: BackendFactory, source: str) -> None:
+    def __init__(self, factory: BackendFactory, source: str, policy: SecurityPolicy | None = None) -> None:
         self._factory = factory
         self._source = source
+        self.policy = policy or SecurityPolicy()
         self._backends: dict[str, SecretBackend] = {}
         self._last: dict[tuple[str, str], Secret] = {}
 
@@ -92,13 +104,15 @@ class SecretResolver:
         clusters: dict[str, ClusterProfile] = {}
         for name, profile in template.clusters.items():
             refs_by_key = profile.references()
-            if not refs_by_key:
-                clusters[name] = profile
-                continue
             props: dict[str, PropertyValue] = dict(profile.properties)
+            secret_values: set[str] = set()
+            for key, value in props.items():
+                if isinstance(value, str) and ESCAPE in value and key not in refs_by_key:
+                    props[key] = unescape(value)
             for key, refs in refs_by_key.items():
                 path = f"clusters.{name}.{key}"
                 values = {ref: self._value(ref, path, read, problems) for ref in refs}
+                secret_values.update(values.values())
                 resolved = substitute(str(props[key]), values)
                 reason = forbidden_reason(key, resolved)
                 if reason is not None:
@@ -108,9 +122,16 @@ class SecretResolver:
                         source=self._source,
                         path=path,
                     )
+                _check_resolved(self._source, path, resolved)
                 props[key] = resolved
             check_bootstrap(self._source, name, props.get("bootstrap.servers"))
-            clusters[name] = ClusterProfile(name=name, properties=props, secret_keys=frozenset(refs_by_key))
+            check_profile(self._source, name, props, self.policy)
+            clusters[name] = ClusterProfile(
+                name=name,
+                properties=props,
+                secret_keys=frozenset(refs_by_key),
+                secret_values=frozenset(secret_values),
+            )
         self._last.update(read)
         doc = ControlDocument(
             active=template.active, epoch=template.epoch, clusters=MappingProxyType(clusters), source=template.source
@@ -163,6 +184,17 @@ class SecretResolver:
                 raise _locate(exc, ref, self._source, path) from None
             read[slot] = secret
         return _field(ref, secret, self._source, path)
+
+
+def _check_resolved(source: str, path: str, value: str) -> None:
+    """A resolved value obeys the limits of a literal one (never quoting it: it may be a secret)."""
+    reason = None
+    if len(value) > MAX_VALUE_CHARS:
+        reason = f"resolves to {len(value)} characters, more than the {MAX_VALUE_CHARS} allowed"
+    elif has_control_character(value):
+        reason = "resolves to text holding a control character (NUL, ESC...)"
+    if reason is not None:
+        raise InvalidDocumentError(f"control document from {source}: {path} {reason}", source=source, path=path)
 
 
 def _locate(exc: SecretError, ref: Reference, source: str, path: str) -> SecretError:

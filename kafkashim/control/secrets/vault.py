@@ -94,7 +94,7 @@ def auth_method(environ: Mapping[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def map_errors(ref: Reference | None, what: str) -> Iterator[None]:
+def map_errors(ref: Reference | None, what: str, namespace: str | None = None) -> Iterator[None]:
     """Turn hvac and requests exceptions into `SecretError` subclasses (hvac maps HTTP status in
     ``VaultError.from_status``: 403 Forbidden, 404 InvalidPath, 503 VaultDown...)."""
     import hvac.exceptions as hx
@@ -109,6 +109,14 @@ def map_errors(ref: Reference | None, what: str) -> Iterator[None]:
             f"{shown}: Vault refused to {what} ({_first_error(exc)}); check the token's policies", reference=text
         ) from None
     except hx.InvalidPath as exc:
+        if any("namespace not found" in str(e) for e in (getattr(exc, "errors", None) or [])):
+            # OpenBao 2.6 / Vault Enterprise: 404 {"errors":["namespace not found"]} for an unknown namespace,
+            # on every path: not "no secret here", but the process's VAULT_NAMESPACE is wrong.
+            raise SecretNotFoundError(
+                f"{shown}: Vault has no namespace {namespace or '(root)'!r} (VAULT_NAMESPACE); "
+                "check VAULT_NAMESPACE or create the namespace",
+                reference=text,
+            ) from None
         raise SecretNotFoundError(f"{shown}: {_not_found(exc)}", reference=text) from None
     except hx.VaultDown:
         raise SecretBackendUnavailableError(
@@ -186,6 +194,7 @@ class VaultBackend(SecretBackend):
             cert=cert,
             timeout=_TIMEOUT_S,
         )
+        self._namespace = environ.get("VAULT_NAMESPACE") or None
         self._logged_in = False
         self._renewable = False
         self._renew_at: float | None = None
@@ -217,7 +226,7 @@ class VaultBackend(SecretBackend):
         return Secret(payload=fields, version=str(version))
 
     def _read(self, ref: Reference) -> dict[str, Any]:
-        with map_errors(ref, "read the secret"):
+        with map_errors(ref, "read the secret", self._namespace):
             return cast(
                 dict[str, Any],
                 self._client.secrets.kv.v2.read_secret_version(
@@ -245,7 +254,7 @@ class VaultBackend(SecretBackend):
     def _renew_or_log_in(self) -> None:
         if self._renewable:
             try:
-                with map_errors(None, "renew the token"):
+                with map_errors(None, "renew the token", self._namespace):
                     auth = self._client.auth.token.renew_self()["auth"]
                 self._schedule(int(auth.get("lease_duration") or 0), bool(auth.get("renewable")))
                 logger.debug("kafkashim: Vault token renewed for %ss", auth.get("lease_duration"))
@@ -265,11 +274,11 @@ class VaultBackend(SecretBackend):
         if self._logged_in:
             return
         if self._method == "token":
-            with map_errors(None, "look up the token"):
+            with map_errors(None, "look up the token", self._namespace):
                 data = self._client.auth.token.lookup_self()["data"]
             self._schedule(int(data.get("ttl") or 0), bool(data.get("renewable")))
         else:
-            with map_errors(None, f"log in with {self._method}"):
+            with map_errors(None, f"log in with {self._method}", self._namespace):
                 auth = self._login()["auth"]
             self._client.token = auth["client_token"]
             self._schedule(int(auth.get("lease_duration") or 0), bool(auth.get("renewable")))

@@ -11,12 +11,25 @@ Key layout under ``<prefix>`` (design §3)::
 Any other key under the prefix is an error (a typo such as ``cluster/ccloud`` must not be ignored). The
 epoch is the ModifyIndex of ``<prefix>/active`` unless ``settings`` sets one.
 
-Wire call: ``GET /v1/kv/<prefix>/?recurse&index=<i>&wait=<w>`` (`consul.Consul.kv.get`), one query for the
-whole prefix, whose ``X-Consul-Index`` is the highest ModifyIndex below it. The loop follows Consul's
-blocking-query rules (api-docs/features/blocking.mdx): a return does not mean a change (the content is
-compared, and an unchanged document is not reported); an index that goes backwards is reset to 0 (one
-non-blocking read); an index below 1 is never used to block; the loop is rate-limited by a token bucket
-(burst 2); errors back off exponentially with jitter up to ``kafkashim.source.backoff.max.ms``.
+Wire call: ``GET /v1/kv/<prefix>/?recurse&index=<i>&wait=<w>`` (through py-consul's HTTP client, with
+`consul.callback.CB.json` decoding the answer), one query for the whole prefix, whose ``X-Consul-Index`` is
+the highest ModifyIndex below it. The loop follows Consul's blocking-query rules
+(api-docs/features/blocking.mdx): a return does not mean a change (the content is compared, and an
+unchanged document is not reported); an index that goes backwards is reset to 0 (one non-blocking read);
+an index below 1 is never used to block; the loop is rate-limited by a token bucket (burst 2); errors back
+off exponentially with jitter up to ``kafkashim.source.backoff.max.ms``.
+
+Two behaviours of a real Consul (1.16, seen against a server built from source) that the blocking-query
+document does not spell out:
+
+- a token that may not read the prefix gets **404 with ``X-Consul-Results-Filtered-By-Acls: true``** on a
+  recursive read (not 403; only a single-key GET is 403). Read naively, that is "no keys yet", an outage
+  waited out for the whole start-up timeout. Any answer carrying that header is `SourceAccessDeniedError`:
+  a document assembled from the keys the token happens to see is not the document.
+- after a **snapshot restore** the index goes backwards, but the blocking query in flight returns early
+  still carrying the *old* index; blocking on it again would wait the whole ``wait`` before the lower
+  index shows. A blocking query that returns well before its wait with its index unchanged is therefore
+  followed by one non-blocking read, which sees the restored index at once.
 
 Connection settings are Consul's own variables: ``consul:///<prefix>`` takes the address from
 ``CONSUL_HTTP_ADDR``; ``CONSUL_HTTP_TOKEN`` (or ``CONSUL_HTTP_TOKEN_FILE``), ``CONSUL_HTTP_SSL``,
@@ -27,15 +40,15 @@ lets ``CONSUL_HTTP_TOKEN`` override a token given to its constructor, so the var
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import urlparse
 
 from kafkashim.control.backoff import Backoff, TokenBucket
-from kafkashim.control.document import ControlDocument, validate_document
+from kafkashim.control.document import MAX_DOCUMENT_BYTES, ControlDocument, load_json, validate_document
 from kafkashim.errors import (
     ConfigurationError,
     InvalidDocumentError,
@@ -51,6 +64,10 @@ _RESERVED: Final = ("clients/",)
 _RATE_PER_S: Final = 10.0
 _BURST: Final = 2
 _BACKOFF_BASE_S: Final = 0.25
+# A blocking query that returns before this share of its wait, with its index unchanged, is an early
+# return (Consul adds up to wait/16 of jitter, never less than the wait, when nothing changes).
+_EARLY_SHARE: Final = 0.9
+_FILTERED_HEADER: Final = "X-Consul-Results-Filtered-By-Acls"
 
 # What the KV listing says, reduced to what the document depends on: key → (value, ModifyIndex).
 _Entries = dict[str, tuple[bytes | None, int]]
@@ -123,7 +140,15 @@ def map_errors(where: str, what: str) -> Iterator[None]:
 class ConsulSource:
     """A control document assembled from the keys under one Consul KV prefix."""
 
-    def __init__(self, url: str, *, wait_s: float, backoff_max_s: float, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        wait_s: float,
+        backoff_max_s: float,
+        environ: Mapping[str, str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         try:
             import consul
         except ImportError:
@@ -132,7 +157,9 @@ class ConsulSource:
             ) from None
         host, port, scheme, self.prefix = _address(url, environ)
         self.url = f"consul://{host}:{port}/{self.prefix}"
-        self._wait = f"{max(1, int(wait_s))}s"
+        self._wait_s = max(1, int(wait_s))
+        self._wait = f"{self._wait_s}s"
+        self._clock = clock
         self._backoff_max_s = backoff_max_s
         token = environ.get("CONSUL_HTTP_TOKEN")
         if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
@@ -162,9 +189,25 @@ class ConsulSource:
     # ------------------------------------------------------------------------------- reading
     def _query(self, index: int) -> tuple[int, _Entries]:
         """``GET /v1/kv/<prefix>/?recurse[&index=&wait=]``: (X-Consul-Index, entries)."""
+        import consul
+        from consul.callback import CB
+
+        decode = CB.json(index=True, decode="Value")
+
+        def callback(response: Any) -> Any:
+            if str(response.headers.get(_FILTERED_HEADER, "")).lower() == "true":
+                raise consul.ACLPermissionDenied(
+                    f"HTTP {response.code} with {_FILTERED_HEADER}: true (the token may not read every key "
+                    f"under {self.prefix}/)"
+                )
+            return decode(response)
+
+        params: list[tuple[str, object]] = [("recurse", "1")]
+        if index >= 1:
+            params += [("index", index), ("wait", self._wait)]
         with map_errors(self.url, f"read {self.prefix}/"):
-            raw_index, items = self._client.kv.get(
-                f"{self.prefix}/", recurse=True, index=index if index >= 1 else None, wait=self._wait
+            raw_index, items = self._client.http.get(
+                callback, f"/v1/kv/{self.prefix}/", params=params, headers=self._client.prepare_headers(None)
             )
         try:
             new_index = int(raw_index)
@@ -173,8 +216,13 @@ class ConsulSource:
                 f"Consul at {self.url} sent X-Consul-Index {raw_index!r}", source=self.url
             ) from None
         entries: _Entries = {}
-        for item in items or []:
-            entries[str(item["Key"])] = (item.get("Value"), int(item.get("ModifyIndex", 0)))
+        try:
+            for item in items or []:
+                entries[str(item["Key"])] = (item.get("Value"), int(item.get("ModifyIndex", 0)))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise SourceUnavailableError(
+                f"Consul at {self.url} sent a KV listing kafkashim cannot read", source=self.url
+            ) from None
         return new_index, entries
 
     def load(self) -> ControlDocument:
@@ -201,14 +249,17 @@ class ConsulSource:
         bucket = TokenBucket(_RATE_PER_S, _BURST)
         backoff = Backoff(_BACKOFF_BASE_S, max(self._backoff_max_s, _BACKOFF_BASE_S))
         index = self._index
+        reread = False  # the next query is a non-blocking read (after an early return, see the docstring)
         outage: str | None = None  # the outage last reported, until a query succeeds again
         rejected: str | None = None  # the invalid document last reported, until a valid one arrives
         while not stop.is_set():
             delay = bucket.delay_s()
             if delay and stop.wait(delay):
                 return
+            asked = 0 if reread else index
+            started = self._clock()
             try:
-                new_index, entries = self._query(index)
+                new_index, entries = self._query(asked)
             except SourceUnavailableError as exc:
                 if stop.is_set():
                     return  # closed under a query in flight: not an outage
@@ -222,6 +273,9 @@ class ConsulSource:
                 continue
             backoff.reset()
             outage = None
+            # An early return with the index unchanged: after a snapshot restore the query in flight comes
+            # back carrying the old index; read once without blocking to see the restored one.
+            reread = asked >= 1 and new_index == asked and self._clock() - started < self._wait_s * _EARLY_SHARE
             # blocking.mdx: reset when the index goes backwards (a snapshot restore, a new leader's log);
             # never block with an index below 1 (that returns at once, a busy loop).
             index = 0 if new_index < index else max(new_index, 1)
@@ -249,6 +303,11 @@ class ConsulSource:
         data: dict[str, Any] = {}
         clusters: dict[str, Any] = {}
         active_index = 0
+        size = sum(len(value or b"") for value, _ in entries.values())
+        if size > MAX_DOCUMENT_BYTES:
+            raise self._invalid(
+                base, "(document)", f"holds {size} bytes of keys, more than the {MAX_DOCUMENT_BYTES} kafkashim accepts"
+            )
         for key, (value, modify_index) in sorted(entries.items()):
             rel = key[len(base) :] if key.startswith(base) else key
             if not rel or rel.endswith("/") or rel.startswith(_RESERVED):
@@ -319,12 +378,8 @@ def _text(source: str, key: str, value: bytes | None) -> str:
 
 def _json(source: str, key: str, value: bytes | None, path: str) -> dict[str, Any]:
     text = _text(source, key, value)
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        raise InvalidDocumentError(
-            f"control document from {source}: Consul key {key} is not valid JSON ({exc})", source=source, path=path
-        ) from None
+    # Duplicate keys, huge integers and deep nesting are refused there, as InvalidDocumentError.
+    parsed = load_json(text, source=source, what=f": Consul key {key}", path=path)
     if not isinstance(parsed, dict):
         raise InvalidDocumentError(
             f"control document from {source}: Consul key {key} must hold a JSON object, got {type(parsed).__name__}",
