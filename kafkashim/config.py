@@ -192,6 +192,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.allow.local.override": _Spec("allow_local_override", _parse_key_list, frozenset()),
     "kafkashim.cutover.timeout.ms": _Spec("cutover_timeout_ms", _int(1, _HOUR_MS), 30_000),
     "kafkashim.cutover.flush.timeout.ms": _Spec("cutover_flush_timeout_ms", _int(0, _HOUR_MS), 30_000),
+    "kafkashim.cutover.stall.ms": _Spec("cutover_stall_ms", _int(50, _HOUR_MS), 500),
     "kafkashim.cutover.retry.interval.ms": _Spec("cutover_retry_interval_ms", _int(0, _DAY_MS), 30_000),
     "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1, _MAX_BUFFERED), 100_000),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
@@ -229,6 +230,7 @@ class ShimSettings:
     allow_local_override: frozenset[str] = frozenset()
     cutover_timeout_ms: int = 30_000
     cutover_flush_timeout_ms: int = 30_000
+    cutover_stall_ms: int = 500
     cutover_retry_interval_ms: int = 30_000
     cutover_buffer_max_messages: int = 100_000
     cutover_drain: bool = True

@@ -93,6 +93,8 @@ class JavaProcess:
         self._out: IO[bytes] | None = None
 
     def launch(self, cmd: list[str], stdout_path: Path) -> None:
+        if self._proc is not None or self._out is not None:
+            self.stop(timeout_s=10)  # a restart after kill(): reap the old JVM, close its output file
         self._out = open(stdout_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -240,6 +242,10 @@ class KafkaCluster:
 
     def thaw(self) -> None:
         self._jvm.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the JVM: every broker of the cluster gone at once, nothing flushed (a crashed host)."""
+        self._jvm.send_signal(signal.SIGKILL)
 
     def create_topic(self, topic: str, partitions: int = 3, config: Mapping[str, str] | None = None) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic

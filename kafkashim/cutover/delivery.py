@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
@@ -88,19 +88,72 @@ def drain_reports(handle: confluent_kafka.Producer) -> None:
         pass
 
 
-def flush_or_salvage(route: Route, flush_timeout_s: float) -> tuple[list[Message], int]:
-    """Flush the old handle; purge and collect whatever it did not confirm in time.
+# Slices of the old handle's flush: between two, the hand-off checks whether the old cluster still confirms
+# anything (a dead origin must not hold writes for the whole flush timeout).
+_FLUSH_SLICE_S = 0.05
+# How long the probe of a stalled old cluster may take (one metadata round trip).
+_PROBE_TIMEOUT_S = 0.5
 
-    Returns the unconfirmed messages in the order to re-send them (per partition: in-flight ones first,
-    they are older than the queued ones) and how many of them were in flight, i.e. may have reached the
-    old cluster after all (a possible duplicate, reported in the cutover event).
+
+@dataclass(frozen=True)
+class Salvage:
+    """What the old handle did not confirm, in the order to re-send it."""
+
+    messages: list[Message]
+    in_flight: int
+    """How many were in flight, i.e. may have reached the old cluster after all (possible duplicates)."""
+    origin_unreachable: bool = False
+    """True when the flush stopped early: nothing was confirmed for ``stall_s`` and the old cluster did not
+    answer a metadata request either (all brokers down or partitioned away)."""
+
+
+def answers(handle: confluent_kafka.Producer, timeout_s: float = _PROBE_TIMEOUT_S) -> bool:
+    """Whether the cluster behind ``handle`` answers a metadata request within ``timeout_s``."""
+    try:
+        handle.list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return True
+
+
+def flush_or_salvage(
+    route: Route, flush_timeout_s: float, stall_s: float, probe: Callable[[], bool] | None = None
+) -> Salvage:
+    """Flush the old handle; purge and collect whatever it did not confirm.
+
+    The flush ends when everything is confirmed, after ``flush_timeout_s``, or as soon as nothing was
+    confirmed for ``stall_s`` *and* ``probe()`` (default: a metadata request to the old cluster) says the
+    cluster does not answer: a dead or partitioned origin confirms nothing more, so waiting out the flush
+    timeout would only hold writes (Confluent Migration Kit: disaster recovery). A slow but live cluster
+    keeps answering the probe and gets the whole timeout.
+
+    Returns the unconfirmed messages in the order to re-send them (per partition: in-flight ones first, they
+    are older than the queued ones) and how many were in flight.
     """
     handle = route.handle
+    check = probe if probe is not None else lambda: answers(handle)
     route.salvage = []
     try:
-        if handle.flush(flush_timeout_s) == 0:
-            drain_reports(handle)
-            return list(route.salvage), 0
+        deadline = time.monotonic() + flush_timeout_s
+        outstanding = len(handle)
+        last_progress = time.monotonic()
+        unreachable = False
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            left = handle.flush(min(_FLUSH_SLICE_S, deadline - now))
+            if left == 0:
+                drain_reports(handle)
+                return Salvage(list(route.salvage), 0)
+            now = time.monotonic()
+            if left < outstanding:
+                outstanding, last_progress = left, now
+            elif now - last_progress >= stall_s:
+                if not check():
+                    unreachable = True
+                    break
+                last_progress = time.monotonic()  # alive, just slow: give it another stall window
         in_flight = 0
         for _ in range(_PURGE_ROUNDS):
             before = len(route.salvage)
@@ -111,7 +164,7 @@ def flush_or_salvage(route: Route, flush_timeout_s: float) -> tuple[list[Message
             drain_reports(handle)
             if len(handle) == 0:
                 break
-        return list(route.salvage), in_flight
+        return Salvage(list(route.salvage), in_flight, unreachable)
     finally:
         route.salvage = None
 

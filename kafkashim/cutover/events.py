@@ -85,6 +85,9 @@ class ProducerDetails(_Details):
     """Of those, how many were in flight (the old cluster may have them too: possible duplicates)."""
     messages_held: int = 0
     """produce() calls of other threads held during the switch, then produced on the new cluster."""
+    origin_unreachable: bool = False
+    """The old cluster confirmed nothing for ``kafkashim.cutover.stall.ms`` and did not answer: its
+    unconfirmed messages were re-sent at once instead of after ``kafkashim.cutover.flush.timeout.ms``."""
 
 
 @dataclass(frozen=True)

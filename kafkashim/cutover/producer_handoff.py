@@ -162,8 +162,26 @@ class ProducerHandOff:
         old_route = engine.handle
         settings = engine.settings
         started = time.monotonic()
-        salvaged, maybe_delivered = flush_or_salvage(old_route, settings.seconds(settings.cutover_flush_timeout_ms))
-        engine.phase_event("drained", {"kafkashim.messages.resent": len(salvaged)})
+        salvage = flush_or_salvage(
+            old_route,
+            settings.seconds(settings.cutover_flush_timeout_ms),
+            settings.seconds(settings.cutover_stall_ms),
+        )
+        salvaged = salvage.messages
+        if salvage.origin_unreachable:
+            logger.warning(
+                "kafkashim: %s confirmed nothing for %d ms and does not answer: re-sending its %d unconfirmed "
+                "message(s) to %s now (%d were in flight and may be duplicates)",
+                claim.plan.source.name,
+                settings.cutover_stall_ms,
+                len(salvaged),
+                claim.plan.target.name,
+                salvage.in_flight,
+            )
+        engine.phase_event(
+            "drained",
+            {"kafkashim.messages.resent": len(salvaged), "kafkashim.origin.unreachable": salvage.origin_unreachable},
+        )
         new = claim.handle.handle
         if self._txn_init_args is not None:
             args, kwargs = self._txn_init_args
@@ -192,12 +210,18 @@ class ProducerHandOff:
             _RETIRE_DELAY_S,
             settings.seconds(settings.cutover_flush_timeout_ms),
             lambda n: logger.warning(
-                "kafkashim: %d message(s) produced through a stale reference reached %s after the switch", n, source
+                "kafkashim: %d message(s) or request(s) were still queued on %s when its handle was retired "
+                "(a message produced through a stale reference after the switch goes there)",
+                n,
+                source,
             ),
         )
         self._completion = Completion(
             ProducerDetails(
-                messages_resent=len(salvaged), messages_resent_maybe_delivered=maybe_delivered, messages_held=held
+                messages_resent=len(salvaged),
+                messages_resent_maybe_delivered=salvage.in_flight,
+                messages_held=held,
+                origin_unreachable=salvage.origin_unreachable,
             ),
             downtime_s,
         )

@@ -312,3 +312,88 @@ def test_a_credentials_only_change_reconnects_to_the_same_cluster_without_loss(
     assert (events[0].from_cluster, events[0].to_cluster) == ("origin", "origin")
     assert sorted(int(v) for v in acked) == list(range(i))
     assert sorted(int(v) for *_, v in read_values(origin, topic)) == list(range(i))
+
+
+def test_a_flip_away_from_a_killed_origin_resends_at_once_instead_of_waiting_out_the_flush_timeout(
+    control_file: Any, doomed_cluster: KafkaCluster, destination: KafkaCluster
+) -> None:
+    """Disaster recovery: every broker of the origin dies under load (SIGKILL), the SRE flips. The hand-off
+    sees that the origin confirms nothing and does not answer, and re-sends at once; with a flush timeout of
+    two minutes, the cutover completing well inside it is the proof. Zero lost; every duplicate is one of
+    the in-flight messages the event reports."""
+    topic = f"dr-{uuid.uuid4().hex[:6]}"
+    doomed_cluster.create_topic(topic, partitions=3)
+    destination.create_topic(topic, partitions=3)
+    control = control_file(
+        {
+            "doomed": {"bootstrap.servers": doomed_cluster.bootstrap_servers},
+            "destination": {"bootstrap.servers": destination.bootstrap_servers},
+        },
+        active="doomed",
+    )
+    reports: Counter[int] = Counter()
+    failures: list[str] = []
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        reports[int(msg.value() or b"-1")] += 1
+        if err is not None:
+            failures.append(str(err))
+
+    p = Producer(
+        {
+            "kafkashim.source": control.url,
+            "kafkashim.source.debounce.ms": 0,
+            "kafkashim.cutover.flush.timeout.ms": 120_000,
+            "linger.ms": 5,
+            "on_delivery": on_delivery,
+        }
+    )
+    events: list[CutoverEvent] = []
+    p.add_cutover_listener(events.append)
+    produced = 0
+    stop = threading.Event()
+
+    def write() -> None:
+        nonlocal produced
+        while not stop.is_set():
+            try:
+                p.produce(topic, key=f"k{produced % 6}", value=str(produced).encode())
+                produced += 1
+            except BufferError:
+                pass
+            p.poll(0)
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=write, name="app-writer")
+    writer.start()
+    try:
+        time.sleep(1.0)
+        doomed_cluster.kill()
+        time.sleep(1.0)
+        control.flip("destination")
+        deadline = time.monotonic() + 60  # half the flush timeout
+        while not events:
+            assert time.monotonic() < deadline, "the hand-off waited for the dead origin's flush timeout"
+            time.sleep(0.05)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert p.flush(60) == 0
+    p.close()
+
+    (event,) = events
+    assert event.outcome is CutoverOutcome.COMPLETED
+    assert event.details["origin_unreachable"] is True
+    assert event.details["messages_resent"] > 0
+    assert failures == []
+    assert set(reports) == set(range(produced)) and max(reports.values()) == 1
+
+    doomed_cluster.start()  # what the dead origin had written survives on its disk
+    doomed_cluster.wait_ready()
+    on_origin = [int(v) for *_, v in read_values(doomed_cluster, topic)]
+    on_destination = [int(v) for *_, v in read_values(destination, topic)]
+    assert len(on_origin) == len(set(on_origin)) and len(on_destination) == len(set(on_destination))
+    assert set(on_origin) | set(on_destination) == set(range(produced)), "lost messages"
+    duplicated = set(on_origin) & set(on_destination)
+    assert len(duplicated) <= event.details["messages_resent_maybe_delivered"]

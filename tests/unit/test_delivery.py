@@ -90,3 +90,58 @@ def test_held_calls_are_released_in_order_and_the_switch_is_atomic() -> None:
     assert handle.polls == 2
     assert switched == [True]
     assert held.hold(("t", b"late"), {}) is False
+
+
+def _unreachable_route() -> Route:
+    import confluent_kafka
+
+    route = Route()
+    conf = routed_config({"bootstrap.servers": "127.0.0.1:1", "log_level": 0, "message.timeout.ms": 300_000}, route)
+    route.producer = confluent_kafka.Producer(conf)
+    for i in range(25):
+        route.producer.produce("t", key=b"k", value=b"%d" % i)
+    return route
+
+
+def test_a_dead_origin_is_salvaged_after_the_stall_window_not_the_flush_timeout() -> None:
+    from kafkashim.cutover.delivery import flush_or_salvage
+
+    route = _unreachable_route()
+    probes: list[bool] = []
+
+    def probe() -> bool:
+        probes.append(False)
+        return False  # nobody answers
+
+    salvage = flush_or_salvage(route, flush_timeout_s=300.0, stall_s=0.2, probe=probe)
+    assert salvage.origin_unreachable is True
+    assert [m.value() for m in salvage.messages] == [b"%d" % i for i in range(25)]
+    assert salvage.in_flight == 0 and len(route.handle) == 0
+    assert probes == [False]  # probed once, after the first stall window
+    route.handle.close()
+
+
+def test_a_live_but_slow_origin_gets_the_whole_flush_timeout() -> None:
+    from kafkashim.cutover.delivery import flush_or_salvage
+
+    route = _unreachable_route()
+    probes: list[bool] = []
+
+    def probe() -> bool:
+        probes.append(True)
+        return True  # answers metadata, just confirms nothing yet
+
+    salvage = flush_or_salvage(route, flush_timeout_s=1.0, stall_s=0.2, probe=probe)
+    assert salvage.origin_unreachable is False
+    assert len(salvage.messages) == 25
+    assert len(probes) >= 3  # re-probed every stall window until the timeout
+    route.handle.close()
+
+
+def test_the_default_probe_is_a_metadata_round_trip() -> None:
+    from kafkashim.cutover.delivery import answers
+
+    route = _unreachable_route()
+    assert answers(route.handle, timeout_s=0.2) is False
+    route.handle.purge()
+    route.handle.close()
