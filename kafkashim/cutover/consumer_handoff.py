@@ -182,8 +182,25 @@ class ConsumerHandOff:
         if engine.phase is not Phase.DRAINING:
             return False
         attempt = engine.attempt
-        settings = engine.settings
         now = time.monotonic()
+        try:
+            return self._drain_check(now, attempt)
+        except KafkaException as exc:
+            # The old cluster does not answer (the failover case): the lag cannot be known and waiting for it
+            # would hold the consumer for good. Move on; the event says the unread count is unknown (-1).
+            logger.warning(
+                "kafkashim: consumer stops draining %s: its lag cannot be read (%s)",
+                engine.cluster,
+                engine.profile.redact_text(str(exc.args[0] if exc.args else exc)),
+            )
+            self._drain_left = -1
+            engine.phase_event("drained", {"kafkashim.unread_left": -1, "kafkashim.drain.timed_out": True})
+            engine.drained(attempt, timed_out=True)
+            return False
+
+    def _drain_check(self, now: float, attempt: int) -> bool:
+        engine = self._engine
+        settings = engine.settings
         if now >= self._drain_deadline:
             lag = unread_messages(engine.handle, engine.app_conf)
             logger.warning(
@@ -234,7 +251,9 @@ class ConsumerHandOff:
         if errors:
             details = dataclasses.replace(details, close_error=plan.source.redact_text("; ".join(errors)))
             logger.warning("kafkashim: leaving %s: %s", plan.source.name, details.close_error)
-        engine.adopt(claim)
+        if not engine.adopt(claim):
+            self.discard(claim.handle)  # closed from a callback while leaving the old cluster
+            return
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
             details = self._read_checkpoints(plan, strategy, facts, details)
@@ -250,7 +269,16 @@ class ConsumerHandOff:
             if claim.plan.reason is CutoverReason.CREDENTIALS:
                 topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
             else:
-                topics = self._topics_on(handle, joining.strategy)
+                try:
+                    topics = self._topics_on(handle, joining.strategy)
+                except KafkaException as exc:
+                    topics = list(self.topics)
+                    logger.warning(
+                        "kafkashim: cannot list the topics of %s (%s); subscribing to %s only",
+                        claim.plan.target.name,
+                        claim.plan.target.redact_text(str(exc.args[0] if exc.args else exc)),
+                        ", ".join(topics),
+                    )
             handle.subscribe(topics, **self.rebalance_callbacks())
             self._subscribed = topics
             self._watch_joining(joining, topics)
@@ -262,6 +290,19 @@ class ConsumerHandOff:
             moves = self._position(handle, partitions, joining)
             handle.assign(partitions)
         return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
+
+    def abandon(self, claim: Claim[confluent_kafka.Consumer], adopted: bool) -> None:
+        """A step raised unexpectedly: consume from the handle the client has, subscribed as the
+        application asked (without positioning; the event reported the failure)."""
+        self._joining = None
+        if not adopted:
+            self.discard(claim.handle)
+        elif self.topics is not None:
+            self._engine.handle.subscribe(list(self.topics), **self.rebalance_callbacks())
+            self._subscribed = list(self.topics)
+        elif self.manual:
+            self._engine.handle.assign([TopicPartition(tp.topic, tp.partition) for tp in self.manual])
+        self.install_hot_path()
 
     def _watch_joining(self, joining: _Joining, topics: list[str]) -> None:
         """Warn once if the first assignment on the new cluster has not come within
@@ -275,7 +316,7 @@ class ConsumerHandOff:
             existing = engine.handle.list_topics(timeout=timeout_s).topics
             missing = [t for t in topics if t not in existing]
         except KafkaException as exc:
-            missing = [f"(metadata unavailable: {exc.args[0]})"]
+            missing = [f"(metadata unavailable: {engine.profile.redact_text(str(exc.args[0]))})"]
 
         def check() -> None:
             if self._joining is not joining or not engine.joining_timed_out(joining.claim.attempt):
@@ -356,7 +397,9 @@ class ConsumerHandOff:
         strategy, facts = joining.strategy, joining.facts
         keys = [(tp.topic, tp.partition) for tp in partitions]
         for problem in gather_facts(handle, keys, strategy, facts):
-            logger.warning("kafkashim: positioning on %s: %s", self._engine.cluster, problem)
+            logger.warning(
+                "kafkashim: positioning on %s: %s", self._engine.cluster, self._engine.profile.redact_text(problem)
+            )
         moves = strategy.plan(keys, facts)
         if strategy.repositions:
             for tp, move in zip(partitions, moves, strict=True):

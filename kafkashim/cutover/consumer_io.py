@@ -40,9 +40,13 @@ def current_positions(handle: confluent_kafka.Consumer) -> dict[Key, int]:
     unknown = [TopicPartition(t, p) for (t, p), off in positions.items() if off < 0]
     if unknown:
         # librdkafka knows a position only once a message of that partition reached the application;
-        # before that, the group's committed offset is where reading would start.
-        for tp in handle.committed(unknown, timeout=_WATERMARK_TIMEOUT_S):
-            positions[(tp.topic, tp.partition)] = tp.offset
+        # before that, the group's committed offset is where reading would start. A cluster that does not
+        # answer leaves them unknown (the strategy then reports its fallback for them).
+        try:
+            for tp in handle.committed(unknown, timeout=_WATERMARK_TIMEOUT_S):
+                positions[(tp.topic, tp.partition)] = tp.offset
+        except KafkaException:
+            pass
     return positions
 
 
@@ -107,20 +111,28 @@ def last_handed_timestamps(
     reader = confluent_kafka.Consumer(reader_config(client_conf, "timestamp-reader"))
     found: dict[Key, int] = {}
     try:
-        reader.assign([TopicPartition(t, p, offset) for (t, p), offset in wanted.items()])
-        deadline = time.monotonic() + timeout_s
-        while len(found) < len(wanted) and time.monotonic() < deadline:
-            msg = reader.poll(0.2)
-            if msg is None or msg.error() is not None:
-                continue
-            key = (msg.topic() or "", msg.partition() or 0)
-            if wanted.get(key) == msg.offset():
-                ts_type, ts = msg.timestamp()
-                if ts_type != confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
-                    found[key] = ts
+        _read_timestamps(reader, wanted, found, timeout_s)
+    except KafkaException:
+        pass  # the old cluster stopped answering: what was read stands, the rest falls back (reported)
     finally:
         reader.close()
     return found
+
+
+def _read_timestamps(
+    reader: confluent_kafka.Consumer, wanted: Mapping[Key, int], found: dict[Key, int], timeout_s: float
+) -> None:
+    reader.assign([TopicPartition(t, p, offset) for (t, p), offset in wanted.items()])
+    deadline = time.monotonic() + timeout_s
+    while len(found) < len(wanted) and time.monotonic() < deadline:
+        msg = reader.poll(0.2)
+        if msg is None or msg.error() is not None:
+            continue
+        key = (msg.topic() or "", msg.partition() or 0)
+        if wanted.get(key) == msg.offset():
+            ts_type, ts = msg.timestamp()
+            if ts_type != confluent_kafka.TIMESTAMP_NOT_AVAILABLE:
+                found[key] = ts
 
 
 def gather_facts(

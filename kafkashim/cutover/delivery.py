@@ -27,6 +27,8 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from kafkashim.telemetry import logger
+
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 # Reports that mean "the old cluster never confirmed this message": librdkafka's purge codes, and a local
@@ -45,6 +47,10 @@ class Route:
     producer: confluent_kafka.Producer | None = None
     salvage: list[Message] | None = None
     """Set during a hand-off: unconfirmed messages are collected here instead of reported."""
+    callback_errors: list[BaseException] | None = None
+    """Set during a hand-off: what the application's delivery callback raised meanwhile. confluent_kafka
+    re-raises such an exception from poll()/flush(); inside a hand-off that would abandon it halfway (held
+    calls never sent, salvaged messages dropped), so the hand-off finishes first and then re-raises it."""
 
     @property
     def handle(self) -> confluent_kafka.Producer:
@@ -67,7 +73,14 @@ def delivery_router(app_callback: DeliveryCallback | None, route: Route) -> Deli
         if err is not None and route.salvage is not None and err.code() in SALVAGE_CODES:
             route.salvage.append(msg)
             return
-        app_callback(err, msg)
+        errors = route.callback_errors
+        if errors is None:
+            app_callback(err, msg)
+            return
+        try:
+            app_callback(err, msg)
+        except Exception as exc:  # noqa: BLE001 - re-raised once the hand-off is complete
+            errors.append(exc)
 
     return route_to_application
 
@@ -210,8 +223,9 @@ class HeldCalls:
     _open: bool = False
 
     def open(self) -> None:
-        with self._lock:
-            self._open = True
+        # No lock: `hold` only matters while another thread runs a hand-off, and the engine calls this
+        # under its own lock, which must never wait for this one (lock order: this one, then the engine's).
+        self._open = True
 
     def hold(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Keep the call for later; False if holding already ended (the caller produces directly)."""
@@ -225,15 +239,34 @@ class HeldCalls:
 
     def release_into(self, handle: confluent_kafka.Producer, switch: Callable[[], None]) -> int:
         """Produce every held call into ``handle`` in arrival order, then ``switch`` the hot path, atomically
-        with respect to `hold`: no call can be held after this returns. Returns how many were held."""
-        with self._lock:
-            count = len(self._calls)
-            while self._calls:
+        with respect to `hold`: no call can be held after this returns. Returns how many were held.
+
+        Each call is produced outside the lock: waiting for queue space serves delivery callbacks, and one
+        that produces again (on this thread) is held behind the others instead of deadlocking on the lock."""
+        count = 0
+        while True:
+            with self._lock:
+                if not self._calls:
+                    self._open = False
+                    switch()
+                    return count
                 args, kwargs = self._calls.popleft()
-                produce_waiting(handle, *args, **kwargs)
+            produce_waiting(handle, *args, **kwargs)
+            count += 1
+
+    def close_if_empty(self, switch: Callable[[], None]) -> bool:
+        """End holding and ``switch`` the hot path if no call is held; False (nothing changed) otherwise.
+        For the engine's lock, under which nothing may be produced."""
+        with self._lock:
+            if self._calls:
+                return False
             self._open = False
             switch()
-            return count
+            return True
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -251,10 +284,14 @@ def close_later(
 
     def run() -> None:
         time.sleep(delay_s)
-        stale = len(handle)
-        if stale:
-            on_stale(stale)
-        handle.flush(flush_timeout_s)
-        handle.close()
+        try:
+            stale = len(handle)
+            if stale:
+                on_stale(stale)
+            handle.flush(flush_timeout_s)
+        except Exception:  # noqa: BLE001 - e.g. the application's delivery callback raising on this thread
+            logger.exception("kafkashim: flushing a retired producer handle raised")
+        finally:
+            handle.close()
 
     threading.Thread(target=run, name="kafkashim-retire-producer", daemon=True).start()

@@ -179,6 +179,7 @@ class CutoverEngine(Generic[H]):
         Never blocks on I/O (see the module docstring)."""
         route = resolve_route(doc, self.identity)
         stale: H | None = None
+        superseded: CutoverSpan | None = None
         start: tuple[CutoverPlan, int] | None = None
         with self._lock:
             if self.model.closed:
@@ -189,8 +190,6 @@ class CutoverEngine(Generic[H]):
             self._cancel_retry()
             stale = self._disarm()
             superseded = self._take_span()
-            if superseded is not None:
-                superseded.end("superseded")
             current = self.model.current
             plan = plan_cutover(current.profile, route.profile, doc.epoch)
             if plan is None:
@@ -210,6 +209,8 @@ class CutoverEngine(Generic[H]):
                 )
                 self.phase_event("change_detected", {"kafkashim.epoch": plan.epoch})
                 start = (plan, self.model.attempt)
+        if superseded is not None:
+            superseded.end("superseded")  # outside the lock: an exporting span processor may do I/O
         if stale is not None:
             self._discard_soon(stale)
         if start is not None:
@@ -258,7 +259,7 @@ class CutoverEngine(Generic[H]):
                 return
             span = self._take_span()
         self._report(plan, CutoverOutcome.FAILED, self.model.attempt_started_at, span, error=error)
-        self._schedule_retry()
+        self._schedule_retry(attempt)
 
     # ------------------------------------------------------------- hand-off (application thread)
     def drained(self, attempt: int, *, timed_out: bool) -> None:
@@ -298,11 +299,22 @@ class CutoverEngine(Generic[H]):
             self._ready = None
             return claim
 
-    def adopt(self, claim: Claim[H]) -> None:
-        """Called by the hand-off at the moment it moves: ``claim.handle`` is the client's handle now."""
+    def adopt(self, claim: Claim[H]) -> bool:
+        """Called by the hand-off at the moment it moves: ``claim.handle`` is the client's handle now. False
+        if the client was closed meanwhile (from a callback of the hand-off): the handle is not adopted, and
+        the hand-off discards it."""
         with self._lock:
-            self.model.fire(Event.SWITCHED, attempt=claim.attempt)
+            if self.model.fire(Event.SWITCHED, attempt=claim.attempt) is None:
+                return False
             self.handle = claim.handle
+            return True
+
+    def rearm_if_armed(self) -> None:
+        """After held calls were settled on the raw hot path: if an attempt was armed meanwhile, put its
+        trampolines back (arming happened under this lock, so checking under it cannot miss one)."""
+        with self._lock:
+            if self.model.phase in (Phase.ARMED, Phase.DRAINING) and self._plan is not None:
+                self._handoff.arm(self._plan)
 
     def positioned(self, claim: Claim[H], completion: Completion) -> None:
         """The hand-off's last step is done: report the completed cutover. A late one (a newer document
@@ -332,22 +344,31 @@ class CutoverEngine(Generic[H]):
             self.model.fire(Event.FAILED, attempt=claim.attempt)
             span = self._take_span()
         self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=error)
-        self._schedule_retry()
+        self._schedule_retry(claim.attempt)
 
     def _abandon(self, claim: Claim[H], exc: BaseException) -> None:
-        """A hand-off step raised unexpectedly: never leave the model in SWITCHING/JOINING for good."""
-        logger.error("kafkashim: %s hand-off to %s raised %r", self.role, claim.plan.target.name, exc)
+        """A hand-off step raised unexpectedly: never leave the model in SWITCHING/JOINING, the hot path on
+        a trampoline that no longer leads anywhere, or the destination's handle open for nobody."""
+        detail = redact_text(repr(exc), claim.plan.source, claim.plan.target)
+        logger.error("kafkashim: %s hand-off to %s raised %s", self.role, claim.plan.target.name, detail)
         with self._lock:
             if self.model.attempt != claim.attempt:
                 return
+            adopted = self.model.phase is Phase.JOINING
             if self.model.phase is Phase.SWITCHING:
                 self.model.fire(Event.FAILED, attempt=claim.attempt)
-            elif self.model.phase is Phase.JOINING:
+            elif adopted:
                 self.model.fire(Event.POSITIONED, attempt=claim.attempt)
             else:
                 return
             span = self._take_span()
-        self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=f"hand-off raised {exc!r}")
+        try:
+            self._handoff.abandon(claim, adopted)
+        except Exception:  # noqa: BLE001 - reported below; the exception being raised is the application's
+            logger.exception("kafkashim: %s could not restore its hot path after a failed hand-off", self.role)
+        self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=f"hand-off raised {detail}")
+        if not adopted:
+            self._schedule_retry(claim.attempt)
 
     def _resume(self) -> None:
         """After a hand-off: plan the document that arrived while it ran, if any."""
@@ -404,22 +425,27 @@ class CutoverEngine(Generic[H]):
             self._retry_timer.cancel()
             self._retry_timer = None
 
-    def _schedule_retry(self) -> None:
+    def _schedule_retry(self, attempt: int) -> None:
+        """Plan the current document again after ``kafkashim.cutover.retry.interval.ms`` (I6), unless a newer
+        attempt has started by then."""
         interval_s = self.settings.seconds(self.settings.cutover_retry_interval_ms)
         if interval_s <= 0:
             return
-        timer = threading.Timer(interval_s, self._retry)
+        timer = threading.Timer(interval_s, self._retry, args=(attempt,))
         timer.daemon = True
         timer.name = f"kafkashim-retry-{self.role}"
         with self._lock:
-            if self.model.closed:
+            if self.model.closed or self.model.attempt != attempt:
                 return
             self._cancel_retry()
             self._retry_timer = timer
         timer.start()
 
-    def _retry(self) -> None:
+    def _retry(self, attempt: int) -> None:
         try:
+            with self._lock:
+                if self.model.attempt != attempt or self.model.phase is not Phase.STEADY:
+                    return  # a newer document started an attempt meanwhile: it is not ours to cancel
             self.on_document(self._plane.current)
         except Exception:  # noqa: BLE001 - a timer thread must not die with a traceback and nothing else
             logger.exception("kafkashim: %s cutover retry failed", self.role)

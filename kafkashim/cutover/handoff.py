@@ -83,3 +83,7 @@ class HandOff(Protocol[H]):
     def position(self, claim: Claim[H]) -> Completion | None:
         """The last step; its `Completion`, or None if it reports later through ``engine.positioned``."""
         ...
+
+    def abandon(self, claim: Claim[H], adopted: bool) -> None:
+        """A step raised unexpectedly: go on with the current handle (``adopted``: ``claim.handle``), put the
+        raw hot path back, discard ``claim.handle`` if it was not adopted."""

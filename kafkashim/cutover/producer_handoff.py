@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import confluent_kafka
 from confluent_kafka import KafkaException
 
-from kafkashim.cutover.delivery import HeldCalls, Route, close_later, flush_or_salvage, resend, routed_config
+from kafkashim.cutover.delivery import (
+    HeldCalls,
+    Route,
+    Salvage,
+    close_later,
+    flush_or_salvage,
+    resend,
+    routed_config,
+)
 from kafkashim.cutover.events import ProducerDetails
 from kafkashim.cutover.handoff import Claim, Completion, HandOffFailed
 from kafkashim.cutover.plan import CutoverPlan
@@ -61,6 +69,7 @@ class ProducerHandOff:
         self._txn_init_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._completion: Completion | None = None
         self._switching_thread: int | None = None
+        self._callback_error: BaseException | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
@@ -89,7 +98,25 @@ class ProducerHandOff:
         return False
 
     def disarm(self) -> None:
+        # Called under the engine's lock, where nothing may be produced. Calls held meanwhile (another thread
+        # was about to run the hand-off) stay held, behind the trampolines, until an application thread
+        # settles them (`_settle`): producing them here could wait for queue space and run the
+        # application's delivery callbacks on the control plane's thread.
+        self._held.close_if_empty(self.install_hot_path)
+
+    def _settle(self) -> None:
+        """On an application thread holding ``_switch_lock``, after a hand-off attempt: if no hand-off is
+        armed any more but calls are still held (a newer document disarmed it), produce them on the current
+        handle in order and put the raw hot path back; re-arm if an attempt was armed meanwhile."""
+        if not self._held.is_open or self._engine.phase in (Phase.ARMED, Phase.DRAINING, Phase.SWITCHING):
+            return
         self._held.release_into(self._engine.handle.handle, self.install_hot_path)
+        self._engine.rearm_if_armed()
+
+    def release_held(self) -> None:
+        """For close(): produce whatever is still held into the current handle (it is flushed next)."""
+        if self._held.is_open:
+            self._held.release_into(self._engine.handle.handle, self.install_hot_path)
 
     # ------------------------------------------------------------------ armed entry points (app)
     def _produce_armed(self, *args: Any, **kwargs: Any) -> None:
@@ -146,12 +173,18 @@ class ProducerHandOff:
             yield
 
     def _run_switch(self) -> None:
-        """The caller holds ``_switch_lock``."""
+        """The caller holds ``_switch_lock``. Runs the armed hand-off, settles held calls, then re-raises
+        what the application's delivery callback raised during the hand-off, as confluent_kafka would have
+        from this poll()/flush()/produce() (the hand-off itself completed first)."""
         self._switching_thread = threading.get_ident()
         try:
             self._engine.run_handoff()
+            self._settle()
         finally:
             self._switching_thread = None
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
 
     def held_count(self) -> int:
         return len(self._held)
@@ -162,40 +195,54 @@ class ProducerHandOff:
         old_route = engine.handle
         settings = engine.settings
         started = time.monotonic()
-        salvage = flush_or_salvage(
-            old_route,
-            settings.seconds(settings.cutover_flush_timeout_ms),
-            settings.seconds(settings.cutover_stall_ms),
-        )
-        salvaged = salvage.messages
-        if salvage.origin_unreachable:
-            logger.warning(
-                "kafkashim: %s confirmed nothing for %d ms and does not answer: re-sending its %d unconfirmed "
-                "message(s) to %s now (%d were in flight and may be duplicates)",
-                claim.plan.source.name,
-                settings.cutover_stall_ms,
-                len(salvaged),
-                claim.plan.target.name,
-                salvage.in_flight,
+        errors: list[BaseException] = []
+        old_route.callback_errors = errors
+        salvage = Salvage([], 0)
+        try:
+            salvage = flush_or_salvage(
+                old_route,
+                settings.seconds(settings.cutover_flush_timeout_ms),
+                settings.seconds(settings.cutover_stall_ms),
             )
-        engine.phase_event(
-            "drained",
-            {"kafkashim.messages.resent": len(salvaged), "kafkashim.origin.unreachable": salvage.origin_unreachable},
-        )
-        new = claim.handle.handle
-        if self._txn_init_args is not None:
-            args, kwargs = self._txn_init_args
-            try:
-                new.init_transactions(*args, **kwargs)
-            except KafkaException as exc:
-                # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too.
-                resend(old_route.handle, salvaged)
-                self._held.release_into(old_route.handle, self.install_hot_path)
-                self.discard(claim.handle)
-                raise HandOffFailed(
-                    f"init_transactions on cluster {claim.plan.target.name!r} failed: {exc.args[0]}"
-                ) from None
-        resend(new, salvaged)
+            if salvage.origin_unreachable:
+                logger.warning(
+                    "kafkashim: %s confirmed nothing for %d ms and does not answer: re-sending its %d unconfirmed "
+                    "message(s) to %s now (%d were in flight and may be duplicates)",
+                    claim.plan.source.name,
+                    settings.cutover_stall_ms,
+                    len(salvage.messages),
+                    claim.plan.target.name,
+                    salvage.in_flight,
+                )
+            engine.phase_event(
+                "drained",
+                {
+                    "kafkashim.messages.resent": len(salvage.messages),
+                    "kafkashim.origin.unreachable": salvage.origin_unreachable,
+                },
+            )
+            new = claim.handle.handle
+            if self._txn_init_args is not None:
+                args, kwargs = self._txn_init_args
+                try:
+                    new.init_transactions(*args, **kwargs)
+                except KafkaException as exc:
+                    raise HandOffFailed(
+                        f"init_transactions on cluster {claim.plan.target.name!r} failed: {exc.args[0]}"
+                    ) from None
+            resend(new, salvage.messages)
+        except BaseException as exc:
+            # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too.
+            old_route.callback_errors = None
+            resend(old_route.handle, salvage.messages)
+            self._held.release_into(old_route.handle, self.install_hot_path)
+            self.discard(claim.handle)
+            self._keep_callback_error(errors)
+            if isinstance(exc, HandOffFailed):
+                raise
+            raise HandOffFailed(f"the hand-off to {claim.plan.target.name!r} raised {exc!r}") from exc
+        old_route.callback_errors = None
+        self._keep_callback_error(errors)
 
         def switch_now() -> None:
             engine.adopt(claim)
@@ -218,13 +265,26 @@ class ProducerHandOff:
         )
         self._completion = Completion(
             ProducerDetails(
-                messages_resent=len(salvaged),
+                messages_resent=len(salvage.messages),
                 messages_resent_maybe_delivered=salvage.in_flight,
                 messages_held=held,
                 origin_unreachable=salvage.origin_unreachable,
             ),
             downtime_s,
         )
+
+    def _keep_callback_error(self, errors: list[BaseException]) -> None:
+        if errors and self._callback_error is None:
+            self._callback_error = errors[0]
+        for extra in errors[1:]:
+            logger.error("kafkashim: the application's delivery callback also raised %r during a cutover", extra)
+
+    def abandon(self, claim: Claim[Route], adopted: bool) -> None:
+        """A hand-off step raised unexpectedly (`switch` rolls back its own failures; this is for the rest):
+        the client goes on with the handle it has."""
+        if not adopted:
+            self.discard(claim.handle)
+        self._held.release_into(self._engine.handle.handle, self.install_hot_path)
 
     def position(self, claim: Claim[Route]) -> Completion | None:
         """Nothing to position: a producer resumes as soon as it switched."""

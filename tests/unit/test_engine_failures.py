@@ -1,0 +1,201 @@
+"""What the engine does when a hand-off step fails in ways the happy path never sees: exceptions from the
+application's callbacks, a step that raises, a drain whose old cluster stops answering, a newer document
+arriving while calls are held, a retry racing a newer attempt. librdkafka's mock cluster (one per handle,
+``test.mock.num.brokers``) stands in for the two clusters; no real broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from kafkashim import Consumer, CutoverEvent, CutoverOutcome, Producer
+from kafkashim.cutover.states import Phase
+
+FAST = {"kafkashim.source.debounce.ms": 0, "kafkashim.source.poll.interval.ms": 10, "test.mock.num.brokers": 1}
+
+
+class Doc:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.clusters = {name: {"bootstrap.servers": f"127.0.0.1:{n}"} for n, name in enumerate("abc", start=1)}
+
+    def write(self, active: str) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"active": active, "clusters": self.clusters}))
+        tmp.replace(self.path)
+
+    @property
+    def url(self) -> str:
+        return self.path.as_uri()
+
+
+@pytest.fixture
+def doc(tmp_path: Path) -> Doc:
+    d = Doc(tmp_path / "control.json")
+    d.write("a")
+    return d
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def events() -> list[CutoverEvent]:
+    return []
+
+
+def test_a_delivery_callback_raising_during_the_hand_off_loses_nothing_and_is_re_raised_after_it(
+    doc: Doc, events: list[CutoverEvent]
+) -> None:
+    reports: list[bytes] = []
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        assert err is None
+        reports.append(msg.value() or b"")
+        if msg.value() == b"m1":
+            p.produce("t", value=b"from-callback")  # held: the hand-off runs on this very thread
+        if msg.value() == b"m2":
+            raise ValueError("the application's own bug")
+
+    p = Producer({"kafkashim.source": doc.url, "on_delivery": on_delivery, "linger.ms": 50, **FAST})
+    p.add_cutover_listener(events.append)
+    for i in range(5):
+        p.produce("t", value=b"m%d" % i)
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    with pytest.raises(ValueError, match="own bug"):
+        p.flush(10)  # runs the hand-off; the callback's exception comes out of the call, as in confluent_kafka
+    assert p.cluster == "b" and [e.outcome for e in events] == [CutoverOutcome.COMPLETED]
+    assert events[0].details["messages_held"] == 1
+    assert p.flush(10) == 0 and len(p) == 0
+    assert sorted(reports) == sorted([b"m0", b"m1", b"m2", b"m3", b"m4", b"from-callback"])
+    assert p.produce == p._engine.handle.handle.produce  # raw hot path again
+    p.close()
+
+
+def test_a_newer_document_while_calls_are_held_never_produces_on_the_control_plane_thread(
+    doc: Doc, events: list[CutoverEvent]
+) -> None:
+    """Calls held while a hand-off was about to start, then the document flips back: the applier thread must
+    not produce them (it could wait for queue space and run callbacks); the next application call does."""
+    reports: list[tuple[str, bytes]] = []
+    p = Producer(
+        {
+            "kafkashim.source": doc.url,
+            "on_delivery": lambda err, msg: reports.append((threading.current_thread().name, msg.value() or b"")),
+            **FAST,
+        }
+    )
+    p.add_cutover_listener(events.append)
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    switching = p._handoff._switch_lock
+    switching.acquire()  # as if another thread were inside the hand-off right now
+    try:
+        p.produce("t", value=b"held-1")
+        p.produce("t", value=b"held-2")
+        assert p._handoff.held_count() == 2
+        doc.write("a")  # flip back before the hand-off ran: the attempt is abandoned
+        wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back to be applied")
+        doc.write("c")  # and the control plane goes on delivering documents: nothing blocked it
+        wait_for(lambda: p._engine.phase is Phase.ARMED and p._engine._plan is not None, "the next document")
+        assert p._engine._plan.target.name == "c"
+        assert p._handoff.held_count() == 2  # still held, not produced by the applier thread
+    finally:
+        switching.release()
+    p.produce("t", value=b"after")  # an application call settles them first, in order, then hands off
+    assert p.flush(10) == 0
+    assert p.cluster == "c"
+    assert [v for _, v in reports] == [b"held-1", b"held-2", b"after"]
+    assert all(not name.startswith("kafkashim-apply") for name, _ in reports)
+    p.close()
+
+
+def test_a_consumer_whose_switch_raises_goes_on_reading_its_cluster_and_retries(
+    doc: Doc, events: list[CutoverEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = Consumer(
+        {
+            "kafkashim.source": doc.url,
+            "group.id": "g",
+            "kafkashim.cutover.drain": False,
+            "kafkashim.cutover.retry.interval.ms": 60_000,
+            **FAST,
+        }
+    )
+    c.add_cutover_listener(events.append)
+    c.subscribe(["t"])
+    prepared: list[Any] = []
+    real_open = c._handoff.open
+    monkeypatch.setattr(c._handoff, "open", lambda conf: prepared.append(real_open(conf)) or prepared[-1])
+
+    def broken(*_a: Any) -> None:
+        raise RuntimeError("a bug in a hand-off step")
+
+    monkeypatch.setattr(c._handoff, "_facts_from_old", broken)
+    doc.write("b")
+    wait_for(lambda: c._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    with pytest.raises(RuntimeError, match="a bug"):
+        c.poll(0.1)
+    assert c.cluster == "a" and c._engine.phase is Phase.STEADY
+    assert c.poll.__self__ is c._engine.handle  # type: ignore[attr-defined]  # raw hot path, reading again
+    assert [e.outcome for e in events] == [CutoverOutcome.FAILED] and "a bug" in (events[0].error or "")
+    assert c._engine._retry_timer is not None  # I6: tried again later
+    with pytest.raises(RuntimeError, match="closed"):
+        prepared[0].poll(0)  # the destination's handle was closed, not leaked
+    c.close()
+
+
+def test_a_drain_ends_when_the_old_cluster_stops_answering(
+    doc: Doc, events: list[CutoverEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kafkashim.cutover.consumer_handoff as handoff_module
+
+    c = Consumer(
+        {
+            "kafkashim.source": doc.url,
+            "group.id": "g",
+            "kafkashim.cutover.drain.quiet.ms": 0,
+            "kafkashim.cutover.drain.timeout.ms": 600_000,
+            **FAST,
+        }
+    )
+    c.add_cutover_listener(events.append)
+    c.assign([TopicPartition("t", 0)])  # manual assignment: positioned at once on the new cluster
+
+    def no_answer(*_a: Any) -> int:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "old cluster down"))
+
+    monkeypatch.setattr(handoff_module, "unread_messages", no_answer)
+    doc.write("b")
+    wait_for(lambda: c._engine.phase is Phase.DRAINING, "the drain to start")
+    wait_for(lambda: c.poll(0.05) is None and c._engine.phase is Phase.STEADY, "the consumer to move on", 30)
+    assert c.cluster == "b"
+    c.close()
+    assert events and events[0].outcome is CutoverOutcome.COMPLETED
+    assert events[0].details["unread_left_on_old"] == -1  # unknown, and said so
+
+
+def test_a_retry_scheduled_for_an_old_attempt_does_not_touch_a_newer_one(doc: Doc) -> None:
+    p = Producer({"kafkashim.source": doc.url, "kafkashim.cutover.retry.interval.ms": 50, **FAST})
+    old_attempt = p._engine.attempt
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "an armed attempt")
+    newer = p._engine.attempt
+    p._engine._schedule_retry(old_attempt)  # late, from an attempt that failed before this one
+    assert p._engine._retry_timer is None
+    p._engine._retry(old_attempt)  # and a timer already running for it does nothing either
+    time.sleep(0.2)
+    assert p._engine.attempt == newer and p._engine.phase is Phase.ARMED
+    p.close()
