@@ -108,6 +108,7 @@ class CutoverMachine(Generic[H]):
         self._listeners.append(listener)
 
     def remove_cutover_listener(self, listener: CutoverListener) -> None:
+        """Stop calling ``listener``, added earlier with `add_cutover_listener`; ``ValueError`` if it was not."""
         self._listeners.remove(listener)
 
     # ------------------------------------------------------------------------ subclass interface
