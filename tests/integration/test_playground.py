@@ -71,6 +71,7 @@ def playground(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+        proc.stdout.close()
 
 
 def _refused(bootstrap: str) -> bool:
