@@ -2,8 +2,9 @@
 
 The pages run against the session's two real clusters: ``KAFKASHIM_SOURCE`` names a control file with
 ``origin`` (active) and ``destination``, the topic ``orders`` is created afresh on both for each page, and
-``consul`` commands reach the Consul double (or a real Consul, with ``CONSUL_HTTP_ADDR``) through
-tests/docs/consul_cli.py.
+``consul``, ``vault`` and ``aws`` commands reach the Consul and Vault doubles and moto's
+Secrets Manager (or real Consul and Vault, with ``CONSUL_HTTP_ADDR`` / ``VAULT_ADDR``) through the
+stand-ins in tests/docs/consul_cli.py and tests/docs/store_cli.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from testkit.kafka import KafkaCluster
 from tests.conftest import ControlFile
 from tests.docs.blocks import REPO_ROOT, documents, fences, marking_problems, page_id, run_page
-from tests.stores import ConsulStore
+from tests.stores import ConsulStore, VaultStore
 
 PAGES = documents()
 
@@ -75,16 +76,33 @@ def doc_env(
     origin: KafkaCluster,
     destination: KafkaCluster,
     consul_store: ConsulStore,
+    vault_store: VaultStore,
+    moto_server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
-    """The environment a reader of the pages has: KAFKASHIM_SOURCE, a Consul and its command line."""
+    """The environment a reader of the pages has: KAFKASHIM_SOURCE; Consul, Vault and AWS Secrets Manager
+    with their command lines (stand-ins over the doubles and moto, or real servers: tests/stores.py)."""
     _fresh_topic([origin, destination], "orders")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    consul = bin_dir / "consul"
-    consul.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.docs.consul_cli "$@"\n')
-    consul.chmod(0o755)
+    for command, module in (("consul", "consul_cli"), ("vault", "store_cli vault"), ("aws", "store_cli aws")):
+        wrapper = bin_dir / command
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.docs.{module} "$@"\n')
+        wrapper.chmod(0o755)
+    for name in list(os.environ):
+        if name.startswith(("VAULT_", "KAFKASHIM_VAULT_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VAULT_ADDR", vault_store.url)
+    monkeypatch.setenv("VAULT_TOKEN", vault_store.root_token)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_server,
+    }.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("KAFKASHIM_SOURCE", two_cluster_control.url)
     monkeypatch.setenv("CONSUL_HTTP_ADDR", consul_store.address)
     if consul_store.token:
