@@ -10,8 +10,10 @@ stand-ins in tests/docs/consul_cli.py and tests/docs/store_cli.py.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,19 @@ def test_the_marking_check_catches_what_it_should(tmp_path: Path) -> None:
 def test_fences_are_found_with_their_tags() -> None:
     text = "```python\na\n```\n\n````text\n```bash\nnot a fence of its own\n```\n````\n\n~~~json\n{}\n~~~\n"
     assert [(f.language, f.line) for f in fences(text)] == [("python", 1), ("text", 5), ("json", 11)]
+
+
+def test_named_extras_exist() -> None:
+    """Every ``kafkashim[...]`` the pages tell readers to install names extras pyproject.toml defines."""
+    extras = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = {
+        extra.strip()
+        for path in PAGES
+        for group in re.findall(r"kafkashim\[([^\]]+)\]", path.read_text())
+        for extra in group.split(",")
+    }
+    assert {"consul", "vault", "aws"} <= named
+    assert named <= extras, named - extras
 
 
 def _fresh_topic(clusters: list[KafkaCluster], topic: str) -> None:
