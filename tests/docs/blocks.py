@@ -15,6 +15,7 @@ Rules (also in docs/testing.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,19 +149,33 @@ class Outcome:
 
 
 def run_page(path: Path, namespace: Mapping[str, Any]) -> Iterator[Outcome]:
-    """Evaluate a page's examples in order; yields what happened to each python/bash/json block."""
+    """Evaluate a page's examples in order; yields what happened to each python/bash/json block. Clients a
+    page leaves open are closed at its end, as a process exiting would (their control planes would otherwise
+    keep watching the shared Consul double for the rest of the session)."""
     document: Document = sybil().parse(path)
     document.namespace.update(namespace)
-    for example in document:
-        is_skip_marker = isinstance(example.parsed, tuple)
-        try:
-            example.evaluate()
-        except SkipTest as skipped:
-            yield Outcome(example.line, "skipped", str(skipped))
-            continue
-        except NotEvaluated:
-            raise BlockFailed(f"{page_id(path)}:{example.line}: not evaluated without a skip marker") from None
-        except Exception as exc:
-            raise BlockFailed(f"{page_id(path)}:{example.line}: {type(exc).__name__}: {exc}") from exc
-        if not is_skip_marker:
-            yield Outcome(example.line, "ran")
+    try:
+        for example in document:
+            is_skip_marker = isinstance(example.parsed, tuple)
+            try:
+                example.evaluate()
+            except SkipTest as skipped:
+                yield Outcome(example.line, "skipped", str(skipped))
+                continue
+            except NotEvaluated:
+                raise BlockFailed(f"{page_id(path)}:{example.line}: not evaluated without a skip marker") from None
+            except Exception as exc:
+                raise BlockFailed(f"{page_id(path)}:{example.line}: {type(exc).__name__}: {exc}") from exc
+            if not is_skip_marker:
+                yield Outcome(example.line, "ran")
+    finally:
+        _close_clients(document.namespace)
+
+
+def _close_clients(namespace: Mapping[str, Any]) -> None:
+    from kafkashim.clients.base import ShimClient
+
+    for value in list(namespace.values()):
+        if isinstance(value, ShimClient):
+            with contextlib.suppress(Exception):
+                value.close()

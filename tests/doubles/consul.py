@@ -55,6 +55,9 @@ _MAX_WAIT_S = 600.0
 _ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Its own random source: the server threads must not touch the global one (hypothesis, in the same process,
+# treats a change of the global random state during a test as a bug in that test).
+_JITTER = random.Random()
 
 
 def parse_duration_s(text: str) -> float:
@@ -288,7 +291,7 @@ class ConsulDouble:
             except ValueError:
                 return Response(400, f"Invalid wait time {req.query['wait']!r}", as_json=False)
             if self.jitter:
-                wait_s += random.uniform(0, wait_s / 16)
+                wait_s += _JITTER.uniform(0, wait_s / 16)
             deadline = time.monotonic() + wait_s
             with self._changed:
                 restores = self._restores

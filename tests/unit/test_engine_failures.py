@@ -103,8 +103,8 @@ def test_a_newer_document_while_calls_are_held_never_produces_on_the_control_pla
     switching = p._handoff._switch_lock
     switching.acquire()  # as if another thread were inside the hand-off right now
     try:
-        p.produce("t", value=b"held-1")
-        p.produce("t", value=b"held-2")
+        p.produce("t", key=b"k", value=b"held-1")  # one key: one partition, so one order to check (I2)
+        p.produce("t", key=b"k", value=b"held-2")
         assert p._handoff.held_count() == 2
         doc.write("a")  # flip back before the hand-off ran: the attempt is abandoned
         wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back to be applied")
@@ -114,7 +114,7 @@ def test_a_newer_document_while_calls_are_held_never_produces_on_the_control_pla
         assert p._handoff.held_count() == 2  # still held, not produced by the applier thread
     finally:
         switching.release()
-    p.produce("t", value=b"after")  # an application call settles them first, in order, then hands off
+    p.produce("t", key=b"k", value=b"after")  # an application call settles them first, in order, then hands off
     assert p.flush(10) == 0
     assert p.cluster == "c"
     assert [v for _, v in reports] == [b"held-1", b"held-2", b"after"]
