@@ -40,10 +40,14 @@ class Producer(ShimClient[Route]):
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._engine = CutoverEngine("producer", conf, kwargs)
-        self._handoff = ProducerHandOff(self._engine, self)
+        self._handoff = self._new_handoff()
         self._engine.start(self._handoff)
         self._handoff.install_hot_path()
         self._engine.follow()
+
+    def _new_handoff(self) -> ProducerHandOff:
+        """This façade's hand-off (`kafkashim.SerializingProducer`'s also checks schema IDs)."""
+        return ProducerHandOff(self._engine, self)
 
     @property
     def _handle(self) -> confluent_kafka.Producer:
