@@ -310,3 +310,70 @@ def test_a_rotated_registry_key_moves_the_serde_clients_to_it(
     assert double.requests[-1] == ("GET", f"/subjects/{topic}-value/versions", user)
     s.settle()
     s.assert_nothing_lost()
+
+
+class RecordingCounter:
+    """Stands in for the ``kafkashim.schema.id.checks`` counter: what the gate added, with which attributes."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[int, dict[str, Any]]] = []
+
+    def add(self, amount: int, attributes: dict[str, Any]) -> None:
+        self.added.append((amount, dict(attributes)))
+
+    def outcomes(self) -> Counter[str]:
+        return Counter(str(a["kafkashim.outcome"]) for _, a in self.added)
+
+
+def test_warn_mode_lets_the_cutover_go_on_and_logs_and_counts_the_mismatch(
+    serde: Callable[..., Serde],
+    control: ControlFile,
+    registries: tuple[RegistryStore, RegistryStore],
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import kafkashim.schema.handoff as gate_module
+
+    counter = RecordingCounter()
+    monkeypatch.setattr(gate_module, "schema_id_checks", counter)
+    _, sr_destination = registries
+    s = serde(**{"kafkashim.schema.id.check": "warn"})
+    warm_up(s, 20)
+    enum = {"type": "enum", "name": "E", "symbols": ["S" + uuid.uuid4().hex]}
+    sr_destination.register(f"unrelated-{uuid.uuid4().hex[:8]}", json.dumps(enum))
+    destination_id = sr_destination.register(f"{topic}-value", schema_for(topic))
+    with caplog.at_level("WARNING", logger="kafkashim"):
+        control.flip("destination")
+        s.run_until(lambda: len(s.p_events) >= 1 and len(s.c_events) >= 1, "both cutovers to complete")
+    assert [e.outcome for e in s.p_events + s.c_events] == [CutoverOutcome.COMPLETED] * 2
+    assert counter.outcomes() == Counter({"warned": 2})
+    assert all(
+        a["kafkashim.reason"] == "mismatch" and a["kafkashim.cutover.to"] == "destination" for _, a in counter.added
+    )
+    warned = [r.getMessage() for r in caplog.records if "kafkashim.schema.id.check=warn" in r.getMessage()]
+    assert len(warned) == 2 and all(f"destination ID {destination_id}" in w for w in warned)
+
+
+def test_a_refused_check_is_counted_with_its_reason(
+    serde: Callable[..., Serde],
+    control: ControlFile,
+    registries: tuple[RegistryStore, RegistryStore],
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kafkashim.schema.handoff as gate_module
+
+    counter = RecordingCounter()
+    monkeypatch.setattr(gate_module, "schema_id_checks", counter)
+    s = serde(**{"kafkashim.cutover.retry.interval.ms": 0})
+    warm_up(s, 20)
+    control.flip("destination")  # nothing replicated: the destination registry lacks the subject
+    s.run_until(lambda: len(s.p_events) >= 1 and len(s.c_events) >= 1, "both cutovers to be refused")
+    assert counter.outcomes() == Counter({"refused": 2})
+    assert {a["kafkashim.role"] for _, a in counter.added} == {"producer", "consumer"}
+    assert all(a["kafkashim.reason"] == "mismatch" for _, a in counter.added)
+    assert "not registered on the destination" in (s.p_events[0].error or "")
+    s.produce(10)
+    s.settle()
+    s.assert_nothing_lost()
