@@ -113,7 +113,10 @@ def main() -> None:
 
     # Without a callback the shim sets delivery.report.only.error (producer_overhead.py says why), which makes
     # it faster than raw; with one, both process a report per message: the like-for-like comparison.
-    scenarios: dict[str, dict[str, Any]] = {"no delivery callback": {}, "with on_delivery": {"on_delivery": on_delivery}}
+    scenarios: dict[str, dict[str, Any]] = {
+        "no delivery callback": {},
+        "with on_delivery": {"on_delivery": on_delivery},
+    }
     print(f"librdkafka {confluent_kafka.libversion()[0]}, mock cluster at {bootstrap}, {args.messages} records/run")
     ratios = []
     for name, extra in scenarios.items():
