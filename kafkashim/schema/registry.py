@@ -119,7 +119,7 @@ class SchemaRegistryClient:
         try:
             profile = resolve_route(self._plane.current, self._identity).profile
             self._profile = profile
-            self._inner: Any = confluent_registry(self.config_for(profile))
+            self._inner: Any = _build(profile, self.config_for(profile))
         except BaseException:
             self._plane.release()
             raise
@@ -150,20 +150,24 @@ class SchemaRegistryClient:
         """Use ``profile``'s registry from the next call on (a new inner client, caches dropped) if its
         registry settings differ from the current ones. Called by the control plane (standalone) or by the
         hand-off of the client this one is bound to."""
+        with self._lock:
+            if self._closed:
+                return
+            if registry_settings(profile) == registry_settings(self._profile):
+                self._profile = profile  # same registry, same key: nothing to rebuild
+                return
         try:
-            new_conf = self.config_for(profile)
+            new_inner = _build(profile, self.config_for(profile))
         except ConfigurationError as exc:
             logger.error("kafkashim: the schema registry client stays on %s: %s", self._profile.name, exc)
             return
         with self._lock:
             if self._closed:
+                _close_quietly(new_inner)
                 return
-            same = registry_settings(profile) == registry_settings(self._profile)
             old_name = self._profile.name
             self._profile = profile
-            if same:
-                return
-            old, self._inner = self._inner, confluent_registry(new_conf)
+            old, self._inner = self._inner, new_inner
         logger.info(
             "kafkashim: schema registry client now uses the registry of cluster %s (was %s)", profile.name, old_name
         )
@@ -403,6 +407,18 @@ class SchemaRegistryClient:
 
     def __exit__(self, *args: object) -> None:
         self.close()
+
+
+def _build(profile: ClusterProfile, conf: dict[str, Any]) -> Any:
+    """confluent_kafka's client for ``conf``; a value it refuses (it may quote the URL, which can carry user
+    info from a secret reference) becomes a `ConfigurationError` with ``profile``'s secrets redacted."""
+    try:
+        return confluent_registry(conf)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            f"schema registry settings of cluster profile {profile.name!r} were refused: "
+            f"{profile.redact_text(str(exc))}"
+        ) from None
 
 
 def _close_quietly(client: Any) -> None:

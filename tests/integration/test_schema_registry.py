@@ -205,3 +205,18 @@ def test_the_registry_down_raises_and_the_next_call_after_it_returns_works(
     assert err.value.http_status_code == 503
     double.clear_faults()
     assert client.register_schema(s, Schema(avro("D"), "AVRO")) > 0
+
+
+def test_a_refused_registry_url_from_a_secret_is_reported_without_it(
+    control_file: Callable[..., ControlFile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # confluent_kafka quotes a URL it refuses ("Invalid url ..."); this one carries user info from a secret.
+    secret = "pw-" + uuid.uuid4().hex
+    monkeypatch.setenv("SR_URL", f"ftp://svc:{secret}@registry.example")
+    doc = control_file(
+        {"origin": {"bootstrap.servers": "127.0.0.1:1", "schema.registry.url": "${env:SR_URL}"}}, active="origin"
+    )
+    with pytest.raises(ConfigurationError) as err:
+        kafkashim.SchemaRegistryClient({"kafkashim.source": doc.url, "kafkashim.secrets.env.allow": "SR_URL"})
+    assert "Invalid url" in str(err.value)
+    assert secret not in str(err.value)
