@@ -220,3 +220,33 @@ def test_a_refused_registry_url_from_a_secret_is_reported_without_it(
         kafkashim.SchemaRegistryClient({"kafkashim.source": doc.url, "kafkashim.secrets.env.allow": "SR_URL"})
     assert "Invalid url" in str(err.value)
     assert secret not in str(err.value)
+
+
+def test_confluent_kafkas_json_schema_serde_works_through_it_and_its_ids_are_remembered(
+    client: kafkashim.SchemaRegistryClient, registries: tuple[RegistryStore, RegistryStore]
+) -> None:
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    origin, _ = registries
+    topic = f"json-{uuid.uuid4().hex[:8]}"
+    schema = json.dumps(
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": "Order",
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "item": {"type": "string"}},
+            "required": ["id"],
+        }
+    )
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    data = JSONSerializer(schema, client)({"id": 7, "item": "tea"}, ctx)
+    assert data is not None
+    schema_id = int.from_bytes(data[1:5], "big")  # Confluent's wire format: magic byte, 4-byte ID, payload
+    assert origin.latest(f"{topic}-value")["id"] == schema_id
+    reader = kafkashim.SchemaRegistryClient({"kafkashim.source": client.settings.source})
+    try:
+        assert JSONDeserializer(None, schema_registry_client=reader)(data, ctx) == {"id": 7, "item": "tea"}
+        assert [u.schema_id for u in reader.used_schemas()] == [schema_id]
+    finally:
+        reader.close()
