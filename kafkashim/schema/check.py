@@ -21,6 +21,7 @@ Supported calls on the registries (confluent_kafka's `SchemaRegistryClient` API)
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -97,20 +98,27 @@ def _refs(schema: Any) -> list[tuple[Any, Any, Any]]:
     return sorted((r.name, r.subject, r.version) for r in (schema.references or []))
 
 
-def check_schema_ids(used: Iterable[UsedSchema], source: Any, destination: Any) -> SchemaIdReport:
+def check_schema_ids(
+    used: Iterable[UsedSchema], source: Any, destination: Any, timeout_s: float | None = None
+) -> SchemaIdReport:
     """Check that every schema ID in ``used`` names the same schema on ``destination``.
 
     ``source`` and ``destination`` are Schema Registry clients (confluent_kafka's or kafkashim's); ``source``
     supplies what ``used`` lacks (the schema text, subject and version of an ID). A registry that cannot be
     reached, or refuses the credentials, ends the check with ``error`` set (never an exception), so the
     caller decides; exception messages are the registry's own (``error_code`` and message), which carry
-    no credentials, and callers redact them with the profiles' secrets anyway."""
+    no credentials, and callers redact them with the profiles' secrets anyway. With ``timeout_s``, a check
+    still running after that long stops with ``error`` set (each request has the clients' own timeout)."""
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     items = list(used)
     mismatches: list[SchemaIdMismatch] = []
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        for item in items:
+        for done, item in enumerate(items):
+            if deadline is not None and time.monotonic() > deadline:
+                error = f"timed out after {timeout_s:g} s with {done} of {len(items)} checked"
+                return SchemaIdReport(len(items), tuple(mismatches), error)
             mismatch = _check_one(item, source, destination)
             if mismatch is not None:
                 mismatches.append(mismatch)

@@ -87,7 +87,7 @@ class SchemaGate:
         conf = {**conf, "timeout": max(1, int(timeout_s)), "max.retries": 0}
         destination = confluent_registry(conf)
         try:
-            return check_schema_ids(used, source, destination)
+            return check_schema_ids(used, source, destination, timeout_s)
         finally:
             with contextlib.suppress(Exception):
                 destination.close()

@@ -148,3 +148,13 @@ def test_nothing_used_passes_without_asking(stores: tuple[RegistryStore, Registr
     origin, destination = stores
     report = check_schema_ids([], client(origin, "x:y"), client(destination, "x:y"))
     assert report.ok and report.checked == 0
+
+
+def test_a_check_past_its_time_limit_stops_incomplete(stores: tuple[RegistryStore, RegistryStore]) -> None:
+    origin, destination = stores
+    s = subject()
+    ids = [origin.register(s, avro("T", f"f{i}").replace('"long"}', '"long", "default": 0}')) for i in range(3)]
+    used = [UsedSchema(i, s, None, None) for i in ids]
+    report = check_schema_ids(used, client(origin), client(destination), timeout_s=0.0)
+    assert report.error is not None and "timed out" in report.error and "0 of 3 checked" in report.error
+    assert check_schema_ids(used, client(origin), client(destination), timeout_s=60).error is None

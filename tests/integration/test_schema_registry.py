@@ -250,3 +250,34 @@ def test_confluent_kafkas_json_schema_serde_works_through_it_and_its_ids_are_rem
         assert [u.schema_id for u in reader.used_schemas()] == [schema_id]
     finally:
         reader.close()
+
+
+def test_a_serializer_on_confluent_kafkas_own_registry_client_is_logged_as_not_following(
+    doc: ControlFile, registries: tuple[RegistryStore, RegistryStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient as ConfluentRegistry
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+
+    origin, _ = registries
+    fixed = ConfluentRegistry({"url": origin.url})
+    following = kafkashim.SchemaRegistryClient({"kafkashim.source": doc.url})
+    with caplog.at_level("WARNING", logger="kafkashim"):
+        p = kafkashim.SerializingProducer(
+            {
+                "kafkashim.source": doc.url,
+                "kafkashim.cutover.timeout.ms": 3000,
+                "key.serializer": AvroSerializer(following, avro("K")),
+                "value.serializer": AvroSerializer(fixed, avro("V")),
+            }
+        )
+    try:
+        assert any("will not follow a cutover" in r.getMessage() for r in caplog.records)
+        doc.flip("destination")
+        # Bound to the producer (which cannot reach 127.0.0.1:2 and stays): the registry client stays with it;
+        # a standalone one follows the document within a few hundred milliseconds (tests above).
+        time.sleep(1.0)
+        assert following.cluster == "origin"
+    finally:
+        p.close()
+        following.close()
+        fixed.close()
