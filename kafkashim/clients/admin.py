@@ -53,6 +53,12 @@ class AdminHandOff:
     def position(self, claim: Claim[_ConfluentAdmin]) -> Completion | None:
         return Completion(NoDetails(), 0.0)
 
+    def abandon(self, claim: Claim[_ConfluentAdmin], adopted: bool) -> None:
+        """A step raised unexpectedly: go on with the handle the client has (nothing else to restore)."""
+        self.armed = False
+        if not adopted:
+            self.discard(claim.handle)
+
 
 class AdminClient(ShimClient[_ConfluentAdmin]):
     """Drop-in replacement for `confluent_kafka.admin.AdminClient` that follows the active cluster.

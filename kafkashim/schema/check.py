@@ -44,6 +44,7 @@ class SchemaIdMismatch:
     """``missing`` (no schema with this ID) or ``different`` (another schema has this ID)."""
 
     def describe(self) -> str:
+        """One line naming subject, version, the source ID and the destination's ID (or its absence)."""
         where = f"subject {self.subject!r} version {self.version if self.version is not None else '?'}"
         there = (
             f"destination ID {self.destination_id}"
@@ -65,9 +66,11 @@ class SchemaIdReport:
 
     @property
     def ok(self) -> bool:
+        """Every used ID names the same schema on the destination, and the check completed."""
         return not self.mismatches and self.error is None
 
     def describe(self) -> str:
+        """What a refused or warned cutover reports: every mismatch, or why the check is incomplete."""
         if self.error is not None:
             return f"the schema-ID check could not be completed: {self.error}"
         if not self.mismatches:

@@ -181,6 +181,8 @@ class SchemaRegistryClient:
             self._bound += 1
 
     def unbind(self) -> None:
+        """The serde client that called `bind` closed; with no binding left this client follows documents
+        itself again (from the next document)."""
         with self._lock:
             self._bound = max(0, self._bound - 1)
 
