@@ -3,7 +3,8 @@
 `SchemaGate` is what both serde hand-offs add to their role's hand-off:
 
 - **check** (engine's preparation thread, before arming): `check_schema_ids` of every ID the client's
-  registry clients used, against a registry client built for the *target* profile. With
+  registry clients used, against a registry client built for the *target* profile (skipped when the target's
+  registry settings are the source's: a Kafka-only change). With
   ``kafkashim.schema.id.check=refuse`` a mismatch, or a destination registry that cannot be checked (down,
   refusing the credentials), raises `PreparationRefused`: the engine reports a FAILED `CutoverEvent` whose
   error names subject, version and both IDs, and the client stays where it is (I6). ``warn`` logs and
@@ -27,7 +28,7 @@ from kafkashim.cutover.handoff import Claim, PreparationRefused
 from kafkashim.cutover.plan import CutoverPlan
 from kafkashim.cutover.producer_handoff import ProducerHandOff, ProducerHotPath
 from kafkashim.schema.check import SchemaIdReport, check_schema_ids
-from kafkashim.schema.registry import SchemaRegistryClient, UsedSchema, confluent_registry
+from kafkashim.schema.registry import SchemaRegistryClient, UsedSchema, confluent_registry, registry_settings
 from kafkashim.telemetry import logger, schema_id_checks
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ class SchemaGate:
     def check(self, plan: CutoverPlan, timeout_s: float) -> None:
         mode = self._engine.settings.schema_id_check
         if mode == "off" or not self.registries:
+            return
+        if registry_settings(plan.source) == registry_settings(plan.target):
+            # Same registry, same key (a Kafka credential rotation, a new bootstrap list): the IDs are the
+            # same by definition, and a registry outage must not hold back a Kafka-side change.
             return
         report = self.report(plan, timeout_s)
         attributes = {**self._engine.telemetry_attributes(), "kafkashim.cutover.to": plan.target.name}

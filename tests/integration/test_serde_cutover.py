@@ -377,3 +377,23 @@ def test_a_refused_check_is_counted_with_its_reason(
     s.produce(10)
     s.settle()
     s.assert_nothing_lost()
+
+
+def test_a_kafka_only_change_is_not_held_back_by_the_registry(
+    serde: Callable[..., Serde], control: ControlFile, registries: tuple[RegistryStore, RegistryStore]
+) -> None:
+    sr_origin, _ = registries
+    double = needs_double(sr_origin)
+    s = serde(**{"kafkashim.cutover.retry.interval.ms": 0})
+    warm_up(s, 20)
+    double.stop()
+    try:
+        # A new Kafka-side setting on the same cluster and registry: a credentials-only cutover of both.
+        control.clusters["origin"]["socket.timeout.ms"] = 45_000
+        control.write("origin")
+        s.run_until(lambda: len(s.p_events) >= 1 and len(s.c_events) >= 1, "both cutovers")
+    finally:
+        double.start()
+    assert [e.outcome for e in s.p_events + s.c_events] == [CutoverOutcome.COMPLETED] * 2
+    s.settle()
+    s.assert_nothing_lost()
