@@ -98,8 +98,13 @@ class SchemaGate:
                 destination.close()
 
     def moved(self, claim: Claim[Any]) -> None:
+        """After the role's switch: the registry clients follow to the target (never raises: the Kafka side
+        has moved already, and a registry client that cannot follow says so in the log)."""
         for registry in self.registries:
-            registry.follow(claim.plan.target)
+            try:
+                registry.follow(claim.plan.target)
+            except Exception:  # noqa: BLE001 - see the docstring
+                logger.exception("kafkashim: a schema registry client could not follow to %s", claim.plan.target.name)
 
 
 class SerdeProducerHandOff(ProducerHandOff):
