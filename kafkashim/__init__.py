@@ -5,7 +5,7 @@ to the control document instead of a redeploy. See docs/ for concepts, runbooks 
 """
 
 from kafkashim._version import __version__
-from kafkashim.clients import Consumer, Producer
+from kafkashim.clients import AdminClient, Consumer, DeserializingConsumer, Producer, SerializingProducer
 from kafkashim.cutover.events import (
     ConsumerDetails,
     CutoverEvent,
@@ -29,8 +29,10 @@ from kafkashim.errors import (
     SourceUnavailableError,
     UnknownClusterError,
 )
+from kafkashim.schema import SchemaIdMismatch, SchemaIdReport, SchemaRegistryClient, check_schema_ids
 
 __all__ = [
+    "AdminClient",
     "ConfigurationError",
     "Consumer",
     "ConsumerDetails",
@@ -38,19 +40,25 @@ __all__ = [
     "CutoverEvent",
     "CutoverOutcome",
     "CutoverState",
+    "DeserializingConsumer",
     "ForbiddenPropertyError",
     "InvalidDocumentError",
     "MissingSettingError",
     "NoDetails",
     "Producer",
     "ProducerDetails",
+    "SchemaIdMismatch",
+    "SchemaIdReport",
+    "SchemaRegistryClient",
     "SecretAccessDeniedError",
     "SecretBackendUnavailableError",
     "SecretError",
     "SecretNotFoundError",
+    "SerializingProducer",
     "ShimError",
     "SourceAccessDeniedError",
     "SourceUnavailableError",
     "UnknownClusterError",
     "__version__",
+    "check_schema_ids",
 ]

@@ -28,6 +28,10 @@ accepted too."""
 
 REPLICATION_POLICIES: Final = ("default", "identity")
 
+SCHEMA_ID_CHECKS: Final = ("refuse", "warn", "off")
+"""What a serde client does when a schema ID it used differs on the destination registry
+(``kafkashim.schema.id.check``)."""
+
 OFFSET_FALLBACKS: Final = ("auto.offset.reset", "earliest", "latest")
 """Where a partition starts at a cutover when the strategy cannot position it (``kafkashim.offset.fallback``)."""
 
@@ -118,6 +122,17 @@ def _parse_fallback(key: str, raw: object) -> str:
     return value
 
 
+def _parse_schema_id_check(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).lower()
+    if value not in SCHEMA_ID_CHECKS:
+        raise ConfigurationError(
+            f"{key}={value!r}: use refuse (a cutover to a registry whose schema IDs differ is refused, the "
+            "default), warn (logged and counted, the cutover goes on) or off",
+            key=key,
+        )
+    return value
+
+
 def _parse_key_list(key: str, raw: object) -> frozenset[str]:
     if isinstance(raw, str):
         items = [part.strip() for part in raw.split(",")]
@@ -198,6 +213,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
     "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 1_500),
+    "kafkashim.schema.id.check": _Spec("schema_id_check", _parse_schema_id_check, "refuse"),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
     "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0, _HOUR_MS), 10_000),
     "kafkashim.source.debounce.ms": _Spec("source_debounce_ms", _int(0, _HOUR_MS), 100),
@@ -236,6 +252,7 @@ class ShimSettings:
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
     cutover_drain_quiet_ms: int = 1_500
+    schema_id_check: str = "refuse"
     source_poll_interval_ms: int = 100
     source_startup_timeout_ms: int = 10_000
     source_debounce_ms: int = 100

@@ -63,6 +63,11 @@ positions_fallback: Final = _meter.create_counter(
     unit="{partition}",
     description="Partitions the offset strategy could not place, started at auto.offset.reset instead",
 )
+schema_id_checks: Final = _meter.create_counter(
+    "kafkashim.schema.id.checks",
+    unit="{check}",
+    description="Schema-ID checks before a serde client's cutover, by outcome (passed, refused, warned, error)",
+)
 control_errors: Final = _meter.create_counter(
     "kafkashim.control.errors",
     unit="{error}",

@@ -6,6 +6,9 @@ token) point at real servers; then the same tests run against those, and the few
 server on purpose (take it down, seal it) skip. AWS: moto's server in a subprocess, reached by the real
 boto3 through a fault-injecting proxy (tests/doubles/faults.py).
 
+Schema Registry: two doubles (tests/doubles/schema_registry.py), unless ``SCHEMA_REGISTRY_URL`` and
+``SCHEMA_REGISTRY_DESTINATION_URL`` point at two real registries.
+
 Each test works under its own random prefix / path / secret name, so tests never see each other's keys.
 """
 
@@ -27,6 +30,7 @@ import pytest
 from testkit.kafka import free_port
 from tests.doubles.consul import ConsulDouble
 from tests.doubles.faults import AwsFaultProxy
+from tests.doubles.schema_registry import SchemaRegistryDouble
 from tests.doubles.vault import VaultDouble
 
 # ----------------------------------------------------------------------------------------- Consul
@@ -254,3 +258,76 @@ def aws_kit(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKi
     sre = boto3.session.Session().client("secretsmanager", endpoint_url=moto_server)
     yield AwsKit(proxy, sre, f"kafkashim-test/{uuid.uuid4().hex[:10]}")
     proxy.close()
+
+
+# ------------------------------------------------------------------------------- Schema Registry
+
+
+@dataclass
+class RegistryStore:
+    """One Schema Registry: the double, or a real one (``double`` None) when its URL is in the environment."""
+
+    url: str
+    user_info: str
+    """``user:password`` with write access ("" when the registry needs no authentication)."""
+    double: SchemaRegistryDouble | None
+
+    def _call(self, method: str, path: str, body: Any = None, user_info: str | None = None) -> Any:
+        import requests
+
+        auth_info = self.user_info if user_info is None else user_info
+        auth = tuple(auth_info.split(":", 1)) if auth_info else None
+        answer = requests.request(
+            method,
+            f"{self.url}{path}",
+            json=body,
+            auth=auth,  # type: ignore[arg-type]
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def register(self, subject: str, schema: str) -> int:
+        """``POST /subjects/{subject}/versions``: the id the registry gives ``schema``."""
+        return int(self._call("POST", f"/subjects/{subject}/versions", {"schema": schema})["id"])
+
+    def latest(self, subject: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/subjects/{subject}/versions/latest"))
+
+    def replicate_from(self, other: RegistryStore, subject: str) -> None:
+        """What Schema Linking / an exporter does for one subject: every version of ``subject`` in ``other``
+        registered here with the same id and version, through IMPORT mode (``PUT /mode/{subject}``)."""
+        self._call("PUT", f"/mode/{subject}?force=true", {"mode": "IMPORT"})
+        try:
+            for version in other._call("GET", f"/subjects/{subject}/versions"):
+                v = other._call("GET", f"/subjects/{subject}/versions/{version}")
+                body = {"schema": v["schema"], "id": v["id"], "version": v["version"]}
+                self._call("POST", f"/subjects/{subject}/versions", body)
+        finally:
+            self._call("PUT", f"/mode/{subject}", {"mode": "READWRITE"})
+
+
+@pytest.fixture(scope="session")
+def schema_registries() -> Iterator[tuple[RegistryStore, RegistryStore]]:
+    """Two registries, "origin" and "destination": doubles, or real ones when ``SCHEMA_REGISTRY_URL`` and
+    ``SCHEMA_REGISTRY_DESTINATION_URL`` are set (``SCHEMA_REGISTRY_USER_INFO`` /
+    ``SCHEMA_REGISTRY_DESTINATION_USER_INFO`` for their credentials, with write access)."""
+    url = os.environ.get("SCHEMA_REGISTRY_URL")
+    if url:
+        second = os.environ.get("SCHEMA_REGISTRY_DESTINATION_URL")
+        if not second:
+            pytest.skip("SCHEMA_REGISTRY_URL is set without SCHEMA_REGISTRY_DESTINATION_URL: two registries needed")
+        yield (
+            RegistryStore(url.rstrip("/"), os.environ.get("SCHEMA_REGISTRY_USER_INFO", ""), None),
+            RegistryStore(second.rstrip("/"), os.environ.get("SCHEMA_REGISTRY_DESTINATION_USER_INFO", ""), None),
+        )
+        return
+    doubles = [SchemaRegistryDouble().start(), SchemaRegistryDouble().start()]
+    # Different id sequences, as two independent registries have: the same schema registered on both
+    # without an import gets different ids.
+    doubles[1].next_id = 100_001
+    users = [d.add_user(f"app-{i}", uuid.uuid4().hex) for i, d in enumerate(doubles)]
+    yield RegistryStore(doubles[0].url, users[0], doubles[0]), RegistryStore(doubles[1].url, users[1], doubles[1])
+    for d in doubles:
+        d.close()

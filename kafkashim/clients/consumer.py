@@ -34,10 +34,14 @@ class Consumer(ShimClient[confluent_kafka.Consumer]):
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._engine = CutoverEngine("consumer", conf, kwargs)
-        self._handoff = ConsumerHandOff(self._engine, self)
+        self._handoff = self._new_handoff()
         self._engine.start(self._handoff)
         self._handoff.install_hot_path()
         self._engine.follow()
+
+    def _new_handoff(self) -> ConsumerHandOff:
+        """This façade's hand-off (`kafkashim.DeserializingConsumer`'s also checks schema IDs)."""
+        return ConsumerHandOff(self._engine, self)
 
     @property
     def _handle(self) -> confluent_kafka.Consumer:

@@ -40,10 +40,14 @@ class Producer(ShimClient[Route]):
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._engine = CutoverEngine("producer", conf, kwargs)
-        self._handoff = ProducerHandOff(self._engine, self)
+        self._handoff = self._new_handoff()
         self._engine.start(self._handoff)
         self._handoff.install_hot_path()
         self._engine.follow()
+
+    def _new_handoff(self) -> ProducerHandOff:
+        """This façade's hand-off (`kafkashim.SerializingProducer`'s also checks schema IDs)."""
+        return ProducerHandOff(self._engine, self)
 
     @property
     def _handle(self) -> confluent_kafka.Producer:
@@ -102,8 +106,9 @@ class Producer(ShimClient[Route]):
         """Stop following the control document, then `confluent_kafka.Producer.close` (which flushes)."""
         with self._handoff.quiesced():
             route = self._engine.close()
-        if route is None:
-            return True
+            if route is None:
+                return True
+            self._handoff.release_held()  # calls held for a hand-off that will not happen now: flushed below
         return bool(route.handle.close(*args, **kwargs))
 
     def __len__(self) -> int:

@@ -122,7 +122,7 @@ class ConsumerHandOff:
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
         return confluent_kafka.Consumer(conf)
 
-    def check(self, handle: confluent_kafka.Consumer, timeout_s: float) -> None:
+    def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
         handle.list_topics(timeout=timeout_s)
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:

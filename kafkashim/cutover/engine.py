@@ -39,7 +39,7 @@ from kafkashim.cutover.events import (
     NoDetails,
     publish,
 )
-from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed
+from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed, PreparationRefused
 from kafkashim.cutover.plan import CutoverPlan, Placement, merge_client_config, plan_cutover
 from kafkashim.cutover.routes import ClientIdentity, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
@@ -230,7 +230,11 @@ class CutoverEngine(Generic[H]):
             self._prepare_failed(plan, attempt, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
             return
         try:
-            self._handoff.check(handle, self.settings.seconds(self.settings.cutover_timeout_ms))
+            self._handoff.check(handle, self.settings.seconds(self.settings.cutover_timeout_ms), plan)
+        except PreparationRefused as exc:
+            self._discard_soon(handle)
+            self._prepare_failed(plan, attempt, str(exc))
+            return
         except Exception as exc:  # noqa: BLE001
             self._discard_soon(handle)
             reason = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc

@@ -5,7 +5,8 @@ telemetry); a hand-off object knows *how* for its role, and is the only place th
 handles during a cutover. The steps, in order:
 
 1. **prepare** (engine's background thread): `HandOff.open` a handle for the destination, `HandOff.check`
-   that the destination answers; `HandOff.discard` a handle nobody wants any more.
+   that the destination answers (and that the plan may go ahead: `PreparationRefused`); `HandOff.discard` a
+   handle nobody wants any more.
 2. **arm** (under the engine's lock, no I/O): `HandOff.arm` routes the application's next call into the
    hand-off and says whether it drains the old cluster first; `HandOff.disarm` undoes it.
 3. **drain** (application thread, consumer): read the old cluster down to lag 0, then ``engine.drained``.
@@ -37,6 +38,11 @@ class HandOffFailed(Exception):
     signal between hand-off and engine, never seen by applications."""
 
 
+class PreparationRefused(Exception):
+    """Raised by `HandOff.check` when the destination answers but the plan must not go ahead (a serde
+    client's schema IDs differ on the destination registry); its message is the cutover's error as it is."""
+
+
 @dataclass(frozen=True)
 class Claim(Generic[H]):
     """One armed hand-off, taken by the application thread that runs it."""
@@ -63,8 +69,9 @@ class HandOff(Protocol[H]):
 
     def open(self, conf: dict[str, Any]) -> H: ...
 
-    def check(self, handle: H, timeout_s: float) -> None:
-        """Raise unless the cluster behind ``handle`` answers within ``timeout_s``."""
+    def check(self, handle: H, timeout_s: float, plan: CutoverPlan) -> None:
+        """Raise unless the cluster behind ``handle`` answers within ``timeout_s``; `PreparationRefused` if it
+        answers but ``plan`` must not go ahead."""
 
     def discard(self, handle: H) -> None:
         """Close a handle that was never used by the application (no I/O under the engine's lock: the

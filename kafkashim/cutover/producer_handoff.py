@@ -77,7 +77,7 @@ class ProducerHandOff:
         route.producer = confluent_kafka.Producer(routed_config(conf, route))
         return route
 
-    def check(self, handle: Route, timeout_s: float) -> None:
+    def check(self, handle: Route, timeout_s: float, plan: CutoverPlan) -> None:
         handle.handle.list_topics(timeout=timeout_s)
 
     def discard(self, handle: Route) -> None:

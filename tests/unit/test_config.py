@@ -120,3 +120,14 @@ def test_a_callable_strategy_is_accepted_as_it_is() -> None:
 def test_unknown_replication_policy_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="default or identity"):
         split_config({"kafkashim.source": SOURCE, "kafkashim.mm2.replication.policy": "prefixless"}, {})
+
+
+def test_schema_id_check_defaults_to_refuse_and_accepts_warn_and_off() -> None:
+    assert split_config({"kafkashim.source": "file:///x"}, {})[0].schema_id_check == "refuse"
+    for value in ("warn", "OFF", " refuse "):
+        settings, _ = split_config({"kafkashim.source": "file:///x", "kafkashim.schema.id.check": value}, {})
+        assert settings.schema_id_check == value.strip().lower()
+    env = {"KAFKASHIM_SCHEMA_ID_CHECK": "warn"}
+    assert split_config({"kafkashim.source": "file:///x"}, env)[0].schema_id_check == "warn"
+    with pytest.raises(ConfigurationError, match=r"kafkashim\.schema\.id\.check='ignore': use refuse"):
+        split_config({"kafkashim.source": "file:///x", "kafkashim.schema.id.check": "ignore"}, {})

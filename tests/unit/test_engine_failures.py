@@ -199,3 +199,17 @@ def test_a_retry_scheduled_for_an_old_attempt_does_not_touch_a_newer_one(doc: Do
     time.sleep(0.2)
     assert p._engine.attempt == newer and p._engine.phase is Phase.ARMED
     p.close()
+
+
+def test_calls_held_for_a_hand_off_that_close_cancels_are_still_delivered(doc: Doc) -> None:
+    reports: list[bytes] = []
+    p = Producer({"kafkashim.source": doc.url, "on_delivery": lambda err, msg: reports.append(msg.value()), **FAST})
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    switching = p._handoff._switch_lock
+    switching.acquire()  # another thread is about to run the hand-off...
+    p.produce("t", key=b"k", value=b"held")  # ...so this call is held
+    assert p._handoff.held_count() == 1
+    switching.release()
+    p.close()  # closes before any application call ran the hand-off
+    assert reports == [b"held"]
