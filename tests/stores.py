@@ -323,6 +323,10 @@ def schema_registries() -> Iterator[tuple[RegistryStore, RegistryStore]]:
             RegistryStore(second.rstrip("/"), os.environ.get("SCHEMA_REGISTRY_DESTINATION_USER_INFO", ""), None),
         )
         return
+    yield from _two_doubles()
+
+
+def _two_doubles() -> Iterator[tuple[RegistryStore, RegistryStore]]:
     doubles = [SchemaRegistryDouble().start(), SchemaRegistryDouble().start()]
     # Different id sequences, as two independent registries have: the same schema registered on both
     # without an import gets different ids.
@@ -331,3 +335,14 @@ def schema_registries() -> Iterator[tuple[RegistryStore, RegistryStore]]:
     yield RegistryStore(doubles[0].url, users[0], doubles[0]), RegistryStore(doubles[1].url, users[1], doubles[1])
     for d in doubles:
         d.close()
+
+
+@pytest.fixture
+def own_schema_registries(request: pytest.FixtureRequest) -> Iterator[tuple[RegistryStore, RegistryStore]]:
+    """Two registries of this test alone: fresh doubles (nothing an earlier test registered or imported can
+    make their id sequences meet), or the real ones of `schema_registries` when their URLs are set (tests
+    using them keep to their own subjects)."""
+    if os.environ.get("SCHEMA_REGISTRY_URL"):
+        yield request.getfixturevalue("schema_registries")
+        return
+    yield from _two_doubles()

@@ -144,8 +144,27 @@ def cleartext_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def registries(schema_registries: tuple[RegistryStore, RegistryStore]) -> tuple[RegistryStore, RegistryStore]:
-    return schema_registries
+def registries(own_schema_registries: tuple[RegistryStore, RegistryStore]) -> tuple[RegistryStore, RegistryStore]:
+    """This test's own registries: the session's pair is shared with tests that import ids from one
+    registry into the other, which makes their id sequences meet (a replicated id then lands on a taken one,
+    and a re-registered schema can get the origin's id by chance)."""
+    return own_schema_registries
+
+
+def test_the_registries_do_not_carry_what_another_test_did_to_the_session_registries(
+    schema_registries: tuple[RegistryStore, RegistryStore], registries: tuple[RegistryStore, RegistryStore]
+) -> None:
+    session_origin, session_destination = schema_registries
+    origin, destination = registries
+    if origin.double is None or session_origin.double is None:
+        pytest.skip("real registries: the tests keep to their own subjects")
+    # What tests/integration/test_schema_check.py does: the destination's id imported into the origin.
+    taken = max(session_origin.double.next_id, session_destination.double.next_id)
+    session_origin.double.import_schema(f"mine-{uuid.uuid4().hex[:8]}", taken, schema_for(uuid.uuid4().hex))
+    assert session_origin.double.next_id > session_destination.double.next_id  # the sequences met
+    assert origin.double is not session_origin.double and destination.double is not session_destination.double
+    assert origin.double.next_id < destination.double.next_id
+    assert origin.double.subjects == {} and destination.double.subjects == {}
 
 
 @pytest.fixture
