@@ -82,13 +82,49 @@ class SchemaIdReport:
         )
 
 
+_AVRO_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def normal_avro(text: str) -> Any:
+    """An Avro schema text as a structure two equivalent texts share: full names filled in by fastavro
+    (``name`` + ``namespace`` → ``"ns.name"``, references to named types by full name) and every
+    ``{"type": <primitive>}`` collapsed into the primitive's name (the Avro specification makes the two
+    the same). Confluent Schema Registry stores and returns Java's ``Schema.toString()`` form of what was
+    registered (``{"type":"string"}`` becomes ``"string"``, redundant namespaces are dropped), so the
+    registry's text is seldom the application's. Raises ValueError for a text fastavro cannot parse on
+    its own (a schema whose named types come from references)."""
+    from fastavro.schema import parse_schema
+
+    try:
+        parsed = parse_schema(json.loads(text), named_schemas={}, _write_hint=False)
+    except Exception as exc:  # fastavro raises its own errors, KeyError and ValueError
+        raise ValueError(f"not a self-contained Avro schema: {type(exc).__name__}") from exc
+    return _collapse(parsed)
+
+
+def _collapse(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_collapse(n) for n in node]
+    if isinstance(node, dict):
+        if set(node) == {"type"} and node["type"] in _AVRO_PRIMITIVES:
+            return node["type"]
+        return {k: _collapse(v) for k, v in node.items()}
+    return node
+
+
 def same_schema(a: Any, b: Any) -> bool:
     """Whether two `Schema` objects are the same schema: type, references, and text (parsed for Avro and
-    JSON Schema, so whitespace and key order do not count)."""
+    JSON Schema, so whitespace and key order do not count; Avro normalised by `normal_avro`, as a
+    registry rewrites it)."""
     if (a.schema_type or "AVRO") != (b.schema_type or "AVRO"):
         return False
     if _refs(a) != _refs(b):
         return False
+    if (a.schema_type or "AVRO") == "AVRO" and not _refs(a):
+        try:
+            return bool(normal_avro(a.schema_str) == normal_avro(b.schema_str))
+        except (TypeError, ValueError):
+            pass
     if (a.schema_type or "AVRO") in ("AVRO", "JSON"):
         try:
             return bool(json.loads(a.schema_str) == json.loads(b.schema_str))

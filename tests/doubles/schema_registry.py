@@ -14,6 +14,9 @@ Reproduced:
   (operation not permitted: registering with an explicit id outside IMPORT mode, IMPORT on a non-empty
   registry without ``?force=true``, writing in READONLY mode); 401 / 403 (40301) for authentication.
 - ``Content-Type: application/vnd.schemaregistry.v1+json`` on every answer.
+- Avro schemas are stored and returned in the registry's canonical form, not as sent (`canonical_avro`: no
+  whitespace, ``{"type":"string"}`` as ``"string"``, as Java's ``Schema.toString()`` writes them), so a
+  client comparing texts with its own sees what a real registry gives it.
 - ``GET /subjects`` (``?deleted``, ``?subjectPrefix``), ``GET /subjects/{s}/versions``,
   ``POST /subjects/{s}/versions`` (register: the same schema under a subject keeps its id and version; a
   schema text registered under several subjects shares one id; in IMPORT mode the body's ``id`` and
@@ -32,8 +35,9 @@ Reproduced:
   take the server down and up on the same port with its state.
 
 Not reproduced: JSON Schema / Protobuf compatibility rules (only parsed for validity: JSON must be JSON),
-schema normalisation, contexts, exporters (Schema Linking), RBAC beyond read/write, metadata and rule sets
-(stored and returned as sent), leader forwarding, ``/schemas`` listing, the ``/v1`` data-contract APIs.
+Java's folding of redundant namespaces and the ``?normalize=true`` schema normalisation, contexts, exporters
+(Schema Linking), RBAC beyond read/write, metadata and rule sets (stored and returned as sent), leader
+forwarding, ``/schemas`` listing, the ``/v1`` data-contract APIs.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ class SchemaRegistryDouble:
         """What a schema exporter (Schema Linking) or an import does: ``schema`` under ``subject`` with the
         given id and version, whatever the mode."""
         with self._lock:
-            stored = StoredSchema(schema, schema_type)
+            stored = StoredSchema(canonical_avro(json.loads(schema)) if schema_type == "AVRO" else schema, schema_type)
             existing = self.schemas.get(schema_id)
             if existing is not None and not existing.same_as(stored):
                 raise ValueError(f"id {schema_id} is taken by another schema")
@@ -311,10 +315,13 @@ class SchemaRegistryDouble:
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
             raise ValueError("a schema is required")
         schema_type = body.get("schemaType") or "AVRO"
+        text = body["schema"]
         if schema_type in ("AVRO", "JSON"):
-            json.loads(body["schema"])  # ValueError → 42201
+            parsed = json.loads(text)  # ValueError → 42201
+            if schema_type == "AVRO":
+                text = canonical_avro(parsed)
         refs = tuple((r["name"], r["subject"], int(r["version"])) for r in body.get("references") or [])
-        return StoredSchema(body["schema"], schema_type, refs)
+        return StoredSchema(text, schema_type, refs)
 
     def _mode_of(self, subject: str) -> str:
         return self.subject_mode.get(subject, self.mode)
@@ -479,6 +486,26 @@ class SchemaRegistryDouble:
                 if problem is not None:
                     return problem
         return None
+
+
+_AVRO_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def canonical_avro(parsed: Any) -> str:
+    """The text the registry stores and returns for an Avro schema, as Confluent's does with Java's
+    ``Schema.toString()``: no whitespace, and every ``{"type": <primitive>}`` written as the primitive's name
+    (``{"type":"string"}`` → ``"string"``). Java's folding of redundant namespaces is not reproduced."""
+
+    def collapse(node: Any) -> Any:
+        if isinstance(node, list):
+            return [collapse(n) for n in node]
+        if isinstance(node, dict):
+            if set(node) == {"type"} and node["type"] in _AVRO_PRIMITIVES:
+                return node["type"]
+            return {k: collapse(v) for k, v in node.items()}
+        return node
+
+    return json.dumps(collapse(parsed), separators=(",", ":"))
 
 
 def _avro_read_problem(reader: Any, writer: Any) -> str | None:

@@ -67,6 +67,24 @@ def test_same_schema_ignores_layout_but_not_content_type_or_references() -> None
     assert not same_schema(Schema("syntax = 'proto3';", "PROTOBUF"), Schema('syntax = "proto3";', "PROTOBUF"))
 
 
+def test_same_schema_takes_a_registrys_canonical_avro_form_as_the_same_schema() -> None:
+    # Confluent Schema Registry answers with Java's Schema.toString(): {"type": "string"} as "string",
+    # the namespace folded into full names.
+    mine = '{"type":"record","name":"R","namespace":"n","fields":[{"name":"f","type":{"type":"string"}}]}'
+    registrys = '{"type":"record","name":"R","namespace":"n","fields":[{"name":"f","type":"string"}]}'
+    assert same_schema(Schema(mine, "AVRO"), Schema(registrys, "AVRO"))
+    assert same_schema(
+        Schema(mine, "AVRO"), Schema('{"type":"record","name":"n.R","fields":[{"name":"f","type":"string"}]}', "AVRO")
+    )
+    assert same_schema(Schema('{"type": "long"}', "AVRO"), Schema('"long"', "AVRO"))
+    with_default = '{"type":"record","name":"R","namespace":"n","fields":[{"name":"f","type":"string","default":"x"}]}'
+    other_default = '{"type":"record","name":"R","namespace":"n","fields":[{"name":"f","type":"string","default":"y"}]}'
+    assert not same_schema(Schema(with_default, "AVRO"), Schema(other_default, "AVRO"))
+    assert not same_schema(Schema(mine, "AVRO"), Schema(with_default, "AVRO"))
+    # A logical type is more than its primitive.
+    assert not same_schema(Schema('{"type":"string","logicalType":"uuid"}', "AVRO"), Schema('"string"', "AVRO"))
+
+
 def test_report_texts_name_subject_version_and_both_ids() -> None:
     missing = SchemaIdMismatch("pay-value", 3, 7, 100_012, "missing")
     other = SchemaIdMismatch("pay-value", None, 8, None, "different")
