@@ -128,6 +128,11 @@ class ConsumerHandOff:
     def discard(self, handle: confluent_kafka.Consumer) -> None:
         handle.close()  # never subscribed: no group to leave
 
+    def _on_adopted(self, claim: Claim[confluent_kafka.Consumer]) -> None:
+        """Called in `switch` right after the engine adopted ``claim.handle`` (before the hot path is put
+        back and the later steps run): what moves with the Kafka handle moves here. Must not raise. Nothing
+        by default."""
+
     # --------------------------------------------------------------------- HandOff protocol: arm
     def install_hot_path(self) -> None:
         handle = self._engine.handle
@@ -254,6 +259,7 @@ class ConsumerHandOff:
         if not engine.adopt(claim):
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
+        self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
             details = self._read_checkpoints(plan, strategy, facts, details)

@@ -83,6 +83,10 @@ class ProducerHandOff:
     def discard(self, handle: Route) -> None:
         handle.handle.close()  # never given a message: nothing to flush
 
+    def _on_adopted(self, claim: Claim[Route]) -> None:
+        """Called in `switch` the moment the engine adopted ``claim.handle`` (before the hot path is put
+        back): what moves with the Kafka handle moves here. Must not raise. Nothing by default."""
+
     # --------------------------------------------------------------------- HandOff protocol: arm
     def install_hot_path(self) -> None:
         producer = self._engine.handle.handle
@@ -245,7 +249,8 @@ class ProducerHandOff:
         self._keep_callback_error(errors)
 
         def switch_now() -> None:
-            engine.adopt(claim)
+            if engine.adopt(claim):
+                self._on_adopted(claim)
             self.install_hot_path()
 
         held = self._held.release_into(new, switch_now)

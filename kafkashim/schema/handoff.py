@@ -9,8 +9,10 @@
   refusing the credentials), raises `PreparationRefused`: the engine reports a FAILED `CutoverEvent` whose
   error names subject, version and both IDs, and the client stays where it is (I6). ``warn`` logs and
   counts; ``off`` skips the check. Counted in ``kafkashim.schema.id.checks`` by outcome.
-- **switch**: once the role's hand-off moved (not if it rolled back), the bound registry clients move to the
-  target profile's registry, so serialisation always talks to the registry of the cluster in use.
+- **switch**: the moment the role's hand-off adopts the new Kafka handle (`_on_adopted`; not if it rolled
+  back or the client was closed meanwhile), the bound registry clients move to the target profile's
+  registry, so serialisation always talks to the registry of the cluster in use, even when a later step of
+  the hand-off (the consumer's positioning, say) raises.
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ class SchemaGate:
                 destination.close()
 
     def moved(self, claim: Claim[Any]) -> None:
-        """After the role's switch: the registry clients follow to the target (never raises: the Kafka side
-        has moved already, and a registry client that cannot follow says so in the log)."""
+        """When the role's hand-off adopted the target's handle: the registry clients follow to the target
+        (never raises: the Kafka side has moved already, and a registry client that cannot follow says so in
+        the log)."""
         for registry in self.registries:
             try:
                 registry.follow(claim.plan.target)
@@ -113,7 +116,7 @@ class SchemaGate:
 
 
 class SerdeProducerHandOff(ProducerHandOff):
-    """`ProducerHandOff` with the schema-ID check before arming and the registry move at the switch."""
+    """`ProducerHandOff` with the schema-ID check before arming and the registry move at the adoption."""
 
     def __init__(self, engine: CutoverEngine[Route], facade: ProducerHotPath, gate: SchemaGate) -> None:
         super().__init__(engine, facade)
@@ -123,13 +126,12 @@ class SerdeProducerHandOff(ProducerHandOff):
         super().check(handle, timeout_s, plan)
         self.gate.check(plan, timeout_s)
 
-    def switch(self, claim: Claim[Route]) -> None:
-        super().switch(claim)
+    def _on_adopted(self, claim: Claim[Route]) -> None:
         self.gate.moved(claim)
 
 
 class SerdeConsumerHandOff(ConsumerHandOff):
-    """`ConsumerHandOff` with the schema-ID check before arming and the registry move at the switch."""
+    """`ConsumerHandOff` with the schema-ID check before arming and the registry move at the adoption."""
 
     def __init__(
         self, engine: CutoverEngine[confluent_kafka.Consumer], facade: ConsumerHotPath, gate: SchemaGate
@@ -141,6 +143,5 @@ class SerdeConsumerHandOff(ConsumerHandOff):
         super().check(handle, timeout_s, plan)
         self.gate.check(plan, timeout_s)
 
-    def switch(self, claim: Claim[confluent_kafka.Consumer]) -> None:
-        super().switch(claim)
+    def _on_adopted(self, claim: Claim[confluent_kafka.Consumer]) -> None:
         self.gate.moved(claim)
