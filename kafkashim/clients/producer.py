@@ -54,8 +54,10 @@ class Producer(ShimClient[Route]):
         return self._engine.handle.handle
 
     def flush(self, timeout: float = -1) -> int:
-        """`confluent_kafka.Producer.flush`; completes an armed cutover first."""
+        """`confluent_kafka.Producer.flush`; completes an armed cutover first. An exception the application's
+        delivery callback raised during a cutover is raised from here (or from the next poll())."""
         self._handoff.hand_off_now()
+        self._handoff.raise_pending()
         return self._handle.flush(timeout)
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:

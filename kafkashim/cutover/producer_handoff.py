@@ -135,10 +135,13 @@ class ProducerHandOff:
         elif self._held.hold(args, kwargs):
             return
         # Switched (or cancelled) by now: the current handle is the right one. Called directly rather
-        # than through the façade's produce, which a newer plan may already have armed again.
+        # than through the façade's produce, which a newer plan may already have armed again. A delivery
+        # callback's exception from the hand-off is kept for the next poll()/flush(): confluent_kafka never
+        # raises one from produce(), and raising here would tell the application this message failed.
         self._engine.handle.handle.produce(*args, **kwargs)
 
     def _poll_armed(self, timeout: float | None = -1) -> int:
+        self.raise_pending()
         if self._txn_open:
             return self._engine.handle.handle.poll(-1 if timeout is None else timeout)
         started = time.monotonic()
@@ -147,6 +150,7 @@ class ProducerHandOff:
                 self._run_switch()
             finally:
                 self._switch_lock.release()
+            self.raise_pending()  # as confluent_kafka raises a callback's exception from the poll that ran it
         else:
             # Another thread is switching: wait for it (within the caller's timeout), then poll the new handle.
             wait_s = -1.0 if timeout is None or timeout < 0 else float(timeout)
@@ -158,12 +162,21 @@ class ProducerHandOff:
         return self._engine.handle.handle.poll(-1 if timeout is None else timeout)
 
     def hand_off_now(self) -> None:
-        """Run an armed hand-off (or wait for one under way) from a blocking call: flush, produce_batch,
-        transaction boundaries. Between transactions only."""
-        if self._txn_open or self._engine.phase not in (Phase.ARMED, Phase.SWITCHING):
+        """Run an armed hand-off (or wait for one under way), or settle calls still held from a cancelled
+        one, from a blocking call: flush, produce_batch, transaction boundaries. Between transactions only."""
+        if self._txn_open:
+            return
+        if self._engine.phase not in (Phase.ARMED, Phase.SWITCHING) and not self._held.is_open:
             return
         with self._switch_lock:
             self._run_switch()
+
+    def raise_pending(self) -> None:
+        """Raise what the application's delivery callback raised during a hand-off, once (flush() and the
+        armed poll() call this; confluent_kafka raises such an exception from poll()/flush())."""
+        error, self._callback_error = self._callback_error, None
+        if error is not None:
+            raise error
 
     @contextlib.contextmanager
     def quiesced(self) -> Iterator[None]:
@@ -177,18 +190,15 @@ class ProducerHandOff:
             yield
 
     def _run_switch(self) -> None:
-        """The caller holds ``_switch_lock``. Runs the armed hand-off, settles held calls, then re-raises
-        what the application's delivery callback raised during the hand-off, as confluent_kafka would have
-        from this poll()/flush()/produce() (the hand-off itself completed first)."""
+        """The caller holds ``_switch_lock``. Runs the armed hand-off and settles held calls. What the
+        application's delivery callback raised meanwhile is kept (`raise_pending`): the hand-off completes
+        first, and the exception comes out of the application's next poll()/flush()."""
         self._switching_thread = threading.get_ident()
         try:
             self._engine.run_handoff()
             self._settle()
         finally:
             self._switching_thread = None
-        error, self._callback_error = self._callback_error, None
-        if error is not None:
-            raise error
 
     def held_count(self) -> int:
         return len(self._held)
@@ -279,10 +289,15 @@ class ProducerHandOff:
         )
 
     def _keep_callback_error(self, errors: list[BaseException]) -> None:
+        for error in errors:
+            # Logged at once (the application may not call poll()/flush() again soon), raised once later.
+            logger.error(
+                "kafkashim: the application's delivery callback raised during a cutover; the cutover went on "
+                "and the exception is raised from the next poll() or flush()",
+                exc_info=error,
+            )
         if errors and self._callback_error is None:
             self._callback_error = errors[0]
-        for extra in errors[1:]:
-            logger.error("kafkashim: the application's delivery callback also raised %r during a cutover", extra)
 
     def abandon(self, claim: Claim[Route], adopted: bool) -> None:
         """A hand-off step raised unexpectedly (`switch` rolls back its own failures; this is for the rest):

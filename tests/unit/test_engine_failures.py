@@ -75,7 +75,7 @@ def test_a_delivery_callback_raising_during_the_hand_off_loses_nothing_and_is_re
     doc.write("b")
     wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
     with pytest.raises(ValueError, match="own bug"):
-        p.flush(10)  # runs the hand-off; the callback's exception comes out of the call, as in confluent_kafka
+        p.flush(10)  # runs the hand-off; the callback's exception comes out of flush(), as in confluent_kafka
     assert p.cluster == "b" and [e.outcome for e in events] == [CutoverOutcome.COMPLETED]
     assert events[0].details["messages_held"] == 1
     assert p.flush(10) == 0 and len(p) == 0
@@ -198,6 +198,45 @@ def test_a_retry_scheduled_for_an_old_attempt_does_not_touch_a_newer_one(doc: Do
     p._engine._retry(old_attempt)  # and a timer already running for it does nothing either
     time.sleep(0.2)
     assert p._engine.attempt == newer and p._engine.phase is Phase.ARMED
+    p.close()
+
+
+def test_a_produce_that_runs_the_hand_off_keeps_its_message_when_a_callback_raised(doc: Doc) -> None:
+    """The call that triggers the hand-off is produce(): its own message must be produced, and the callback's
+    exception must come from the next poll()/flush() (confluent_kafka never raises one from produce())."""
+    reports: list[bytes] = []
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        reports.append(msg.value() or b"")
+        if msg.value() == b"old":
+            raise ValueError("the application's own bug")
+
+    p = Producer({"kafkashim.source": doc.url, "on_delivery": on_delivery, "linger.ms": 50, **FAST})
+    p.produce("t", key=b"k", value=b"old")
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    p.produce("t", key=b"k", value=b"TRIGGER")  # runs the hand-off; returns normally
+    assert p.cluster == "b"
+    with pytest.raises(ValueError, match="own bug"):
+        p.flush(10)
+    assert p.flush(10) == 0
+    assert reports == [b"old", b"TRIGGER"]
+    p.close()
+
+
+def test_flush_settles_calls_held_for_a_cancelled_hand_off(doc: Doc) -> None:
+    reports: list[bytes] = []
+    p = Producer({"kafkashim.source": doc.url, "on_delivery": lambda err, msg: reports.append(msg.value()), **FAST})
+    doc.write("b")
+    wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
+    switching = p._handoff._switch_lock
+    switching.acquire()
+    p.produce("t", key=b"k", value=b"held")
+    doc.write("a")  # cancelled: back to steady, the call still held
+    wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back")
+    switching.release()
+    assert p.flush(10) == 0  # a flush that returns 0 has delivered everything, held calls included
+    assert reports == [b"held"] and len(p) == 0
     p.close()
 
 
