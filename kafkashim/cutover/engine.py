@@ -72,6 +72,7 @@ class CutoverEngine(Generic[H]):
         self._span: CutoverSpan | None = None
         self._plan: CutoverPlan | None = None
         self._ready: H | None = None
+        self._preparing: set[ClusterProfile] = set()
         self._retry_timer: threading.Timer | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         self._plane = ControlPlane.acquire(settings)
@@ -180,7 +181,7 @@ class CutoverEngine(Generic[H]):
         route = resolve_route(doc, self.identity)
         stale: H | None = None
         superseded: CutoverSpan | None = None
-        start: tuple[CutoverPlan, int] | None = None
+        start: tuple[CutoverPlan] | None = None
         with self._lock:
             if self.model.closed:
                 return
@@ -208,7 +209,12 @@ class CutoverEngine(Generic[H]):
                     }
                 )
                 self.phase_event("change_detected", {"kafkashim.epoch": plan.epoch})
-                start = (plan, self.model.attempt)
+                if plan.target not in self._preparing:
+                    # One preparation per destination profile at a time: a flapping document that keeps
+                    # coming back to a slow or dead destination joins the preparation under way (its result
+                    # goes to the newest attempt that wants that profile) instead of piling up handles.
+                    self._preparing.add(plan.target)
+                    start = (plan,)
         if superseded is not None:
             superseded.end("superseded")  # outside the lock: an exporting span processor may do I/O
         if stale is not None:
@@ -218,8 +224,16 @@ class CutoverEngine(Generic[H]):
                 target=self._prepare, args=start, name=f"kafkashim-prepare-{self.role}", daemon=True
             ).start()
 
-    def _prepare(self, plan: CutoverPlan, attempt: int) -> None:
-        """Background thread of one attempt: open and check the destination's handle, then arm."""
+    def _prepare(self, plan: CutoverPlan) -> None:
+        """Background thread preparing ``plan.target``: open and check a handle, then arm the newest attempt
+        that still wants that profile (or discard the handle if none does)."""
+        try:
+            self._prepare_handle(plan)
+        except Exception as exc:  # noqa: BLE001 - a bug: logged, and never leaves the profile marked as preparing
+            logger.exception("kafkashim: preparing %s for %s failed unexpectedly", self.role, plan.target.name)
+            self._prepare_failed(plan, f"preparing cluster {plan.target.name!r} raised {type(exc).__name__}")
+
+    def _prepare_handle(self, plan: CutoverPlan) -> None:
         try:
             handle = self._handoff.open(self.config_for(plan.target))
         except Exception as exc:  # noqa: BLE001 - whatever it is, the client stays where it is (I6)
@@ -227,42 +241,53 @@ class CutoverEngine(Generic[H]):
                 logger.error(
                     "kafkashim: preparing %s for %s raised %s", self.role, plan.target.name, type(exc).__name__
                 )
-            self._prepare_failed(plan, attempt, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
+            self._prepare_failed(plan, f"cannot configure a client for cluster {plan.target.name!r}: {exc}")
             return
         try:
             self._handoff.check(handle, self.settings.seconds(self.settings.cutover_timeout_ms), plan)
         except PreparationRefused as exc:
             self._discard_soon(handle)
-            self._prepare_failed(plan, attempt, str(exc))
+            self._prepare_failed(plan, str(exc))
             return
         except Exception as exc:  # noqa: BLE001
             self._discard_soon(handle)
             reason = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
             self._prepare_failed(
                 plan,
-                attempt,
                 f"cluster {plan.target.name!r} did not answer within "
                 f"kafkashim.cutover.timeout.ms={self.settings.cutover_timeout_ms}: {reason}",
             )
             return
         with self._lock:
-            ready = self.model.fire(Event.READY, attempt=attempt) is not None
-            if ready:
+            self._preparing.discard(plan.target)
+            attempt = self._attempt_wanting(plan.target)
+            if attempt is not None and self._plan is not None:
+                self.model.fire(Event.READY, attempt=attempt)
                 self._ready = handle
                 self.phase_event("destination_connected", {"kafkashim.cluster": plan.target.name})
-                if self._handoff.arm(plan):
+                if self._handoff.arm(self._plan):
                     self.model.fire(Event.DRAIN, attempt=attempt)
-        if not ready:
-            self._discard_soon(handle)  # superseded by a newer document, or closed, meanwhile
+        if attempt is None:
+            self._discard_soon(handle)  # superseded by a document that wants something else, or closed
 
-    def _prepare_failed(self, plan: CutoverPlan, attempt: int, error: str) -> None:
-        """Report a failed preparation (I6): the client stays where it is. One that a newer document
-        superseded meanwhile is dropped silently; the newer one has its own span and report."""
+    def _attempt_wanting(self, target: ClusterProfile) -> int | None:
+        """Under the lock: the attempt under preparation if it goes to ``target``, else None."""
+        if self.model.phase is Phase.PREPARING and self._plan is not None and self._plan.target == target:
+            return self.model.attempt
+        return None
+
+    def _prepare_failed(self, plan: CutoverPlan, error: str) -> None:
+        """Report a failed preparation (I6): the client stays where it is, and the failure goes to the newest
+        attempt that wants that profile. One that a newer document superseded meanwhile is dropped silently;
+        the newer one has its own span and report."""
         with self._lock:
-            if self.model.fire(Event.FAILED, attempt=attempt) is None:
+            self._preparing.discard(plan.target)
+            attempt = self._attempt_wanting(plan.target)
+            if attempt is None or self.model.fire(Event.FAILED, attempt=attempt) is None:
                 return
+            current_plan = self._plan if self._plan is not None else plan
             span = self._take_span()
-        self._report(plan, CutoverOutcome.FAILED, self.model.attempt_started_at, span, error=error)
+        self._report(current_plan, CutoverOutcome.FAILED, self.model.attempt_started_at, span, error=error)
         self._schedule_retry(attempt)
 
     # ------------------------------------------------------------- hand-off (application thread)

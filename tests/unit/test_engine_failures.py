@@ -252,3 +252,33 @@ def test_calls_held_for_a_hand_off_that_close_cancels_are_still_delivered(doc: D
     switching.release()
     p.close()  # closes before any application call ran the hand-off
     assert reports == [b"held"]
+
+
+def test_a_key_flapping_to_a_dead_destination_prepares_it_once_not_once_per_flip(
+    doc: Doc, events: list[CutoverEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flips faster than the destination can answer: one preparation per destination profile at a time (the
+    newest attempt that wants it gets its result), not one librdkafka handle per flip."""
+    doc.clusters["b"] = {"bootstrap.servers": "127.0.0.1:2"}  # nobody listens: the check waits its timeout
+    p = Producer({"kafkashim.source": doc.url, "kafkashim.cutover.timeout.ms": 1500, "log_level": 0})
+    p.add_cutover_listener(events.append)
+    opened: list[str] = []
+    real_open = p._handoff.open
+
+    def counting_open(conf: dict[str, Any]) -> Any:
+        opened.append(conf["bootstrap.servers"])
+        return real_open(conf)
+
+    monkeypatch.setattr(p._handoff, "open", counting_open)
+    for _ in range(6):
+        doc.write("b")
+        wait_for(lambda: p._engine.phase is Phase.PREPARING, "the flip to b")
+        doc.write("a")
+        wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back")
+    doc.write("b")
+    wait_for(lambda: bool(events), "the outcome of the preparation", 10)
+    assert opened == ["127.0.0.1:2"]
+    (event,) = events
+    assert event.outcome is CutoverOutcome.FAILED and event.to_cluster == "b" and p.cluster == "a"
+    assert event.epoch == p._engine._plan.epoch  # reported for the newest attempt, not the first
+    p.close()
