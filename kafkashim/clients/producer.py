@@ -108,9 +108,8 @@ class Producer(ShimClient[Route]):
         """Stop following the control document, then `confluent_kafka.Producer.close` (which flushes)."""
         with self._handoff.quiesced():
             route = self._engine.close()
-            if route is None:
-                return True
-            self._handoff.release_held()  # calls held for a hand-off that will not happen now: flushed below
+        if route is None:
+            return True
         return bool(route.handle.close(*args, **kwargs))
 
     def __len__(self) -> int:

@@ -223,9 +223,8 @@ class HeldCalls:
     _open: bool = False
 
     def open(self) -> None:
-        # No lock: `hold` only matters while another thread runs a hand-off, and the engine calls this
-        # under its own lock, which must never wait for this one (lock order: this one, then the engine's).
-        self._open = True
+        with self._lock:
+            self._open = True
 
     def hold(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Keep the call for later; False if holding already ended (the caller produces directly)."""
@@ -253,20 +252,6 @@ class HeldCalls:
                 args, kwargs = self._calls.popleft()
             produce_waiting(handle, *args, **kwargs)
             count += 1
-
-    def close_if_empty(self, switch: Callable[[], None]) -> bool:
-        """End holding and ``switch`` the hot path if no call is held; False (nothing changed) otherwise.
-        For the engine's lock, under which nothing may be produced."""
-        with self._lock:
-            if self._calls:
-                return False
-            self._open = False
-            switch()
-            return True
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
 
     def __len__(self) -> int:
         return len(self._calls)

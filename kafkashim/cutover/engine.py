@@ -127,10 +127,6 @@ class CutoverEngine(Generic[H]):
     def attempt(self) -> int:
         return self.model.attempt
 
-    @property
-    def closed(self) -> bool:
-        return self.model.closed
-
     def add_listener(self, listener: CutoverListener) -> None:
         self._listeners.append(listener)
 
@@ -337,13 +333,6 @@ class CutoverEngine(Generic[H]):
                 return False
             self.handle = claim.handle
             return True
-
-    def rearm_if_armed(self) -> None:
-        """After held calls were settled on the raw hot path: if an attempt was armed meanwhile, put its
-        trampolines back (arming happened under this lock, so checking under it cannot miss one)."""
-        with self._lock:
-            if self.model.phase in (Phase.ARMED, Phase.DRAINING) and self._plan is not None:
-                self._handoff.arm(self._plan)
 
     def positioned(self, claim: Claim[H], completion: Completion) -> None:
         """The hand-off's last step is done: report the completed cutover. A late one (a newer document

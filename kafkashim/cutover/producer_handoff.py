@@ -94,33 +94,14 @@ class ProducerHandOff:
         self._facade.poll = producer.poll
 
     def arm(self, plan: CutoverPlan) -> bool:
-        # Holding opens before the trampolines go in and closes only together with the switch back to a
-        # raw hot path, so a call the trampoline cannot hold always finds the raw method in place.
-        self._held.open()
         self._facade.produce = self._produce_armed
         self._facade.poll = self._poll_armed
         return False
 
     def disarm(self) -> None:
-        # Called under the engine's lock, where nothing may be produced. Calls held meanwhile (another thread
-        # was about to run the hand-off) stay held, behind the trampolines, until an application thread
-        # settles them (`_settle`): producing them here could wait for queue space and run the
-        # application's delivery callbacks on the control plane's thread.
-        self._held.close_if_empty(self.install_hot_path)
-
-    def _settle(self) -> None:
-        """On an application thread holding ``_switch_lock``, after a hand-off attempt: if no hand-off is
-        armed any more but calls are still held (a newer document disarmed it), produce them on the current
-        handle in order and put the raw hot path back; re-arm if an attempt was armed meanwhile."""
-        if not self._held.is_open or self._engine.phase in (Phase.ARMED, Phase.DRAINING, Phase.SWITCHING):
-            return
-        self._held.release_into(self._engine.handle.handle, self.install_hot_path)
-        self._engine.rearm_if_armed()
-
-    def release_held(self) -> None:
-        """For close(): produce whatever is still held into the current handle (it is flushed next)."""
-        if self._held.is_open:
-            self._held.release_into(self._engine.handle.handle, self.install_hot_path)
+        # Nothing is ever held outside a switch (holding opens in `switch`), so a cancelled hand-off has no
+        # calls to produce here, under the engine's lock.
+        self.install_hot_path()
 
     # ------------------------------------------------------------------ armed entry points (app)
     def _produce_armed(self, *args: Any, **kwargs: Any) -> None:
@@ -162,11 +143,9 @@ class ProducerHandOff:
         return self._engine.handle.handle.poll(-1 if timeout is None else timeout)
 
     def hand_off_now(self) -> None:
-        """Run an armed hand-off (or wait for one under way), or settle calls still held from a cancelled
-        one, from a blocking call: flush, produce_batch, transaction boundaries. Between transactions only."""
-        if self._txn_open:
-            return
-        if self._engine.phase not in (Phase.ARMED, Phase.SWITCHING) and not self._held.is_open:
+        """Run an armed hand-off (or wait for one under way) from a blocking call: flush, produce_batch,
+        transaction boundaries. Between transactions only."""
+        if self._txn_open or self._engine.phase not in (Phase.ARMED, Phase.SWITCHING):
             return
         with self._switch_lock:
             self._run_switch()
@@ -190,13 +169,12 @@ class ProducerHandOff:
             yield
 
     def _run_switch(self) -> None:
-        """The caller holds ``_switch_lock``. Runs the armed hand-off and settles held calls. What the
-        application's delivery callback raised meanwhile is kept (`raise_pending`): the hand-off completes
-        first, and the exception comes out of the application's next poll()/flush()."""
+        """The caller holds ``_switch_lock``. Runs the armed hand-off. What the application's delivery
+        callback raised meanwhile is kept (`raise_pending`): the hand-off completes first, and the exception
+        comes out of the application's next poll()/flush()."""
         self._switching_thread = threading.get_ident()
         try:
             self._engine.run_handoff()
-            self._settle()
         finally:
             self._switching_thread = None
 
@@ -206,6 +184,9 @@ class ProducerHandOff:
     # ------------------------------------------------------------------- HandOff protocol: switch
     def switch(self, claim: Claim[Route]) -> None:
         engine = self._engine
+        # Other threads' produce() calls are held from here to the switch of the hot path (I2, I5). A call
+        # that came in between the claim and this line went to the old handle, which the flush below covers.
+        self._held.open()
         old_route = engine.handle
         settings = engine.settings
         started = time.monotonic()

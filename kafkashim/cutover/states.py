@@ -168,9 +168,6 @@ class CutoverModel(Generic[T, D]):
     def closed(self) -> bool:
         return self.phase is Phase.CLOSED
 
-    def allows(self, event: Event) -> bool:
-        return event is Event.CLOSE or (self.phase, event) in TRANSITIONS
-
     def fire(
         self, event: Event, *, attempt: int | None = None, target: T | None = None, document: D | None = None
     ) -> Phase | None:

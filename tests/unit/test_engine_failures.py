@@ -84,11 +84,12 @@ def test_a_delivery_callback_raising_during_the_hand_off_loses_nothing_and_is_re
     p.close()
 
 
-def test_a_newer_document_while_calls_are_held_never_produces_on_the_control_plane_thread(
+def test_a_newer_document_while_a_hand_off_is_about_to_start_never_produces_on_the_control_plane_thread(
     doc: Doc, events: list[CutoverEvent]
 ) -> None:
-    """Calls held while a hand-off was about to start, then the document flips back: the applier thread must
-    not produce them (it could wait for queue space and run callbacks); the next application call does."""
+    """Calls made while another thread is about to run the hand-off, then the document flips back: nothing is
+    held before a switch starts (they go to the current handle), so the applier thread never has calls to
+    produce (it could wait for queue space and run callbacks); every call is delivered, in order."""
     reports: list[tuple[str, bytes]] = []
     p = Producer(
         {
@@ -105,16 +106,16 @@ def test_a_newer_document_while_calls_are_held_never_produces_on_the_control_pla
     try:
         p.produce("t", key=b"k", value=b"held-1")  # one key: one partition, so one order to check (I2)
         p.produce("t", key=b"k", value=b"held-2")
-        assert p._handoff.held_count() == 2
+        assert p._handoff.held_count() == 0  # holding starts with the switch, not with arming
         doc.write("a")  # flip back before the hand-off ran: the attempt is abandoned
         wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back to be applied")
         doc.write("c")  # and the control plane goes on delivering documents: nothing blocked it
         wait_for(lambda: p._engine.phase is Phase.ARMED and p._engine._plan is not None, "the next document")
         assert p._engine._plan.target.name == "c"
-        assert p._handoff.held_count() == 2  # still held, not produced by the applier thread
+        assert p._handoff.held_count() == 0
     finally:
         switching.release()
-    p.produce("t", key=b"k", value=b"after")  # an application call settles them first, in order, then hands off
+    p.produce("t", key=b"k", value=b"after")  # runs the hand-off to c: the old handle is flushed first
     assert p.flush(10) == 0
     assert p.cluster == "c"
     assert [v for _, v in reports] == [b"held-1", b"held-2", b"after"]
@@ -224,7 +225,7 @@ def test_a_produce_that_runs_the_hand_off_keeps_its_message_when_a_callback_rais
     p.close()
 
 
-def test_flush_settles_calls_held_for_a_cancelled_hand_off(doc: Doc) -> None:
+def test_calls_made_while_a_cancelled_hand_off_was_about_to_start_are_delivered_by_flush(doc: Doc) -> None:
     reports: list[bytes] = []
     p = Producer({"kafkashim.source": doc.url, "on_delivery": lambda err, msg: reports.append(msg.value()), **FAST})
     doc.write("b")
@@ -232,10 +233,11 @@ def test_flush_settles_calls_held_for_a_cancelled_hand_off(doc: Doc) -> None:
     switching = p._handoff._switch_lock
     switching.acquire()
     p.produce("t", key=b"k", value=b"held")
-    doc.write("a")  # cancelled: back to steady, the call still held
+    assert p._handoff.held_count() == 0  # not held: no switch had started
+    doc.write("a")  # cancelled: back to steady
     wait_for(lambda: p._engine.phase is Phase.STEADY, "the flip back")
     switching.release()
-    assert p.flush(10) == 0  # a flush that returns 0 has delivered everything, held calls included
+    assert p.flush(10) == 0  # a flush that returns 0 has delivered everything
     assert reports == [b"held"] and len(p) == 0
     p.close()
 
@@ -247,8 +249,8 @@ def test_calls_held_for_a_hand_off_that_close_cancels_are_still_delivered(doc: D
     wait_for(lambda: p._engine.phase is Phase.ARMED, "the hand-off to be armed")
     switching = p._handoff._switch_lock
     switching.acquire()  # another thread is about to run the hand-off...
-    p.produce("t", key=b"k", value=b"held")  # ...so this call is held
-    assert p._handoff.held_count() == 1
+    p.produce("t", key=b"k", value=b"held")  # ...before its switch started: not held, sent to the current handle
+    assert p._handoff.held_count() == 0
     switching.release()
     p.close()  # closes before any application call ran the hand-off
     assert reports == [b"held"]

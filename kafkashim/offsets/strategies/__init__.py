@@ -69,7 +69,7 @@ def risk_summary(strategy: OffsetStrategy, fallback_earliest: bool, reset_earlie
     """Whether a cutover with these settings can skip messages, and one sentence saying what it can skip
     or repeat (logged once when a consumer is built). Pure."""
     skips, repeats = strategy.risks(fallback_earliest, reset_earliest)
-    name = strategy.describe()
+    name = strategy.name
     if skips:
         text = f"offset strategy {name!r} can skip messages at a cutover: " + "; ".join(skips)
         if repeats:

@@ -104,10 +104,6 @@ class OffsetStrategy:
         """For `Fact.LAST_TIMESTAMPS`: the time (ms) to ask ``offsets_for_times`` for, per partition."""
         return {}
 
-    def describe(self) -> str:
-        """The name shown in telemetry attributes and logs."""
-        return self.name
-
     def risks(self, fallback_earliest: bool, reset_earliest: bool) -> tuple[list[str], list[str]]:
         """What a cutover with this strategy can skip and what it can repeat, in words; pure. ``none``
         overrides it (its outcome is the application's ``auto.offset.reset``)."""
