@@ -84,7 +84,6 @@ class CutoverEngine(Generic[H]):
         try:
             doc = self._plane.current
             profile = resolve_route(doc, self.identity).profile
-            self._profile_for_attributes = profile
             try:
                 self.handle: H = handoff.open(self.config_for(profile))
             except KafkaException as exc:
@@ -105,7 +104,8 @@ class CutoverEngine(Generic[H]):
     # ------------------------------------------------------------------------- read-only state
     @property
     def cluster(self) -> str:
-        return self.model.current.profile.name if hasattr(self, "model") else self._profile_for_attributes.name
+        model = getattr(self, "model", None)  # None only while the first handle is being opened
+        return model.current.profile.name if model is not None else ""
 
     @property
     def profile(self) -> ClusterProfile:
@@ -153,7 +153,7 @@ class CutoverEngine(Generic[H]):
             "messaging.system": "kafka",
             "kafkashim.role": self.role,
             # Statistics can arrive before the first handle is recorded.
-            "kafkashim.cluster": self.cluster if hasattr(self, "_profile_for_attributes") else "",
+            "kafkashim.cluster": self.cluster,
         }
         if self.identity.client_id is not None:
             attrs["messaging.client.id"] = self.identity.client_id

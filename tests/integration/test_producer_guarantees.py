@@ -182,10 +182,11 @@ def test_calls_from_other_threads_are_held_during_the_hand_off_up_to_the_bound(
     assert all(e is None for _, e in reports)
 
 
-def test_messages_stuck_on_a_dead_origin_are_resent_to_the_destination_once_and_in_order(
-    control_file: Any, doomed_cluster: KafkaCluster, destination: KafkaCluster
-) -> None:
-    topic = f"doomed-{uuid.uuid4().hex[:6]}"
+def doomed_setup(
+    control_file: Any, doomed_cluster: KafkaCluster, destination: KafkaCluster, prefix: str
+) -> tuple[str, ControlFile]:
+    """A fresh topic on the doomed cluster and the destination, and a control file with ``doomed`` active."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:6]}"
     doomed_cluster.create_topic(topic, partitions=3)
     destination.create_topic(topic, partitions=3)
     control = control_file(
@@ -195,6 +196,13 @@ def test_messages_stuck_on_a_dead_origin_are_resent_to_the_destination_once_and_
         },
         active="doomed",
     )
+    return topic, control
+
+
+def test_messages_stuck_on_a_dead_origin_are_resent_to_the_destination_once_and_in_order(
+    control_file: Any, doomed_cluster: KafkaCluster, destination: KafkaCluster
+) -> None:
+    topic, control = doomed_setup(control_file, doomed_cluster, destination, "doomed")
     reports: Counter[str] = Counter()
     failures: list[str] = []
 
@@ -321,16 +329,7 @@ def test_a_flip_away_from_a_killed_origin_resends_at_once_instead_of_waiting_out
     sees that the origin confirms nothing and does not answer, and re-sends at once; with a flush timeout of
     two minutes, the cutover completing well inside it is the proof. Zero lost; every duplicate is one of
     the in-flight messages the event reports."""
-    topic = f"dr-{uuid.uuid4().hex[:6]}"
-    doomed_cluster.create_topic(topic, partitions=3)
-    destination.create_topic(topic, partitions=3)
-    control = control_file(
-        {
-            "doomed": {"bootstrap.servers": doomed_cluster.bootstrap_servers},
-            "destination": {"bootstrap.servers": destination.bootstrap_servers},
-        },
-        active="doomed",
-    )
+    topic, control = doomed_setup(control_file, doomed_cluster, destination, "dr")
     reports: Counter[int] = Counter()
     failures: list[str] = []
 
