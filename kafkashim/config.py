@@ -182,6 +182,13 @@ def _parse_min_protocol(key: str, raw: object) -> str:
     return value
 
 
+def _parse_color(key: str, raw: object) -> str:
+    value = _parse_str(key, raw).strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        raise ConfigurationError(f"{key}={value!r}: a colour is a name (letters, digits, _ . -), e.g. blue", key=key)
+    return value
+
+
 # None by default: which files and variables a control document may read is the application's decision
 # (docs/security.md). kafkashim's own credentials are never readable, whatever these say.
 DEFAULT_SECRET_FILE_ROOTS: Final[tuple[str, ...]] = ()
@@ -210,6 +217,10 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.cutover.stall.ms": _Spec("cutover_stall_ms", _int(50, _HOUR_MS), 500),
     "kafkashim.cutover.retry.interval.ms": _Spec("cutover_retry_interval_ms", _int(0, _DAY_MS), 30_000),
     "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1, _MAX_BUFFERED), 100_000),
+    "kafkashim.cutover.buffer.block.ms": _Spec("cutover_buffer_block_ms", _int(0, _HOUR_MS), 0),
+    "kafkashim.cutover.min.dwell.ms": _Spec("cutover_min_dwell_ms", _int(0, _HOUR_MS), 0),
+    "kafkashim.cutover.jitter.ms": _Spec("cutover_jitter_ms", _int(0, _HOUR_MS), 0),
+    "kafkashim.color": _Spec("color", _parse_color, ""),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
     "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 1_500),
@@ -249,6 +260,10 @@ class ShimSettings:
     cutover_stall_ms: int = 500
     cutover_retry_interval_ms: int = 30_000
     cutover_buffer_max_messages: int = 100_000
+    cutover_buffer_block_ms: int = 0
+    cutover_min_dwell_ms: int = 0
+    cutover_jitter_ms: int = 0
+    color: str = ""
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
     cutover_drain_quiet_ms: int = 1_500

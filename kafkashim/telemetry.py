@@ -73,6 +73,11 @@ control_errors: Final = _meter.create_counter(
     unit="{error}",
     description="Control-plane problems (unreadable source, rejected document), by source kind and error type",
 )
+stale_documents: Final = _meter.create_counter(
+    "kafkashim.control.documents.stale",
+    unit="{document}",
+    description='Control documents refused for an epoch lower than the applied one (without "rollback": true)',
+)
 documents_rejected: Final = _meter.create_counter(
     "kafkashim.control.documents.rejected",
     unit="{document}",

@@ -26,6 +26,7 @@ from kafkashim.cutover.engine import CutoverEngine
 from kafkashim.cutover.events import NoDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.routes import Mode
 
 _DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
@@ -112,6 +113,10 @@ class AdminHandOff:
         self.armed = False
         if not adopted:
             self.discard(claim.handle)
+
+    def set_mode(self, mode: Mode) -> None:
+        """Routes may pause producers and consumers; an admin client has nothing to pause and follows its
+        route's cluster."""
 
 
 class AdminClient(ShimClient[_ConfluentAdmin]):

@@ -58,7 +58,9 @@ class Producer(ShimClient[Route]):
         delivery callback raised during a cutover is raised from here (or from the next poll())."""
         self._handoff.hand_off_now()
         self._handoff.raise_pending()
-        return self._handle.flush(timeout)
+        # A paused producer's held calls are not sent until its route is active again: they count as still
+        # queued, and flush() does not wait for them (it would wait for an SRE).
+        return self._handle.flush(timeout) + self._handoff.held_count()
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         """`confluent_kafka.Producer.purge` on the current handle."""
@@ -108,6 +110,7 @@ class Producer(ShimClient[Route]):
         """Stop following the control document, then `confluent_kafka.Producer.close` (which flushes)."""
         with self._handoff.quiesced():
             route = self._engine.close()
+        self._handoff.fail_held()
         if route is None:
             return True
         return bool(route.handle.close(*args, **kwargs))

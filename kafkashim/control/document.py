@@ -39,11 +39,12 @@ from kafkashim.control.allowlist import (
 )
 from kafkashim.control.policy import check_sasl
 from kafkashim.control.references import Reference, ReferenceSyntaxError, has_references, references_in
+from kafkashim.control.routing import Routing, validate_routing
 from kafkashim.errors import ForbiddenPropertyError, InvalidDocumentError, UnknownClusterError
 
 PropertyValue = str | int | bool
 
-_TOP_LEVEL_KEYS: Final = frozenset({"active", "epoch", "clusters"})
+_TOP_LEVEL_KEYS: Final = frozenset({"active", "epoch", "rollback", "clusters", "routes", "colors", "live"})
 _CLUSTER_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 MAX_DOCUMENT_BYTES: Final = 1_048_576
@@ -141,6 +142,10 @@ class ControlDocument:
     epoch: int
     clusters: Mapping[str, ClusterProfile]
     source: str = ""
+    routing: Routing = field(default_factory=Routing)
+    """``routes``, ``colors`` and ``live`` (`kafkashim.control.routing`); empty: every client follows ``active``."""
+    rollback: bool = False
+    """The document may have a lower epoch than the one applied (an SRE rolling back on purpose)."""
 
     @property
     def active_profile(self) -> ClusterProfile:
@@ -245,7 +250,18 @@ def validate_document(data: Any, *, source: str, default_epoch: int = 0) -> Cont
         shown = repr(epoch) if len(repr(epoch)) <= 40 else f"a {type(epoch).__name__}"
         raise _fail(source, "epoch", f"must be a non-negative integer (at most {EPOCH_MAX}), got {shown}")
 
-    return ControlDocument(active=active, epoch=epoch, clusters=MappingProxyType(clusters), source=source)
+    rollback = data.get("rollback", False)
+    if not isinstance(rollback, bool):
+        raise _fail(source, "rollback", f"must be true or false, got {type(rollback).__name__}")
+    routing = validate_routing(data, clusters, source)
+    return ControlDocument(
+        active=active,
+        epoch=epoch,
+        clusters=MappingProxyType(clusters),
+        source=source,
+        routing=routing,
+        rollback=rollback,
+    )
 
 
 def _validate_profile(source: str, name: object, props: object) -> ClusterProfile:

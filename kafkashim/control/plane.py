@@ -62,7 +62,7 @@ from kafkashim.errors import (
     SourceAccessDeniedError,
     SourceUnavailableError,
 )
-from kafkashim.telemetry import control_errors, documents_rejected, logger
+from kafkashim.telemetry import control_errors, documents_rejected, logger, stale_documents
 
 Subscriber = Callable[[ControlDocument], None]
 
@@ -92,6 +92,7 @@ class ControlPlane:
         self._mailbox: ControlDocument | None = None
         self._wake = threading.Condition()
         self._last_problem: str | None = None
+        self._stale_logged: int | None = None
         self._retry_at: float | None = None
         self._last_change_at = float("-inf")
         self._next_refresh = self._jittered_refresh()
@@ -265,6 +266,8 @@ class ControlPlane:
                 with self._wake:
                     template, self._mailbox = self._mailbox or template, None
             self._last_change_at = time.monotonic()
+            if self._refused_as_stale(template):
+                return False
             self._template = template
             self._apply()
             return False
@@ -278,6 +281,26 @@ class ControlPlane:
         if now >= self._next_refresh or (self._retry_at is not None and now >= self._retry_at):
             self._apply()
         return False
+
+    def _refused_as_stale(self, template: ControlDocument) -> bool:
+        """A document whose epoch is lower than the applied one's is refused unless it says ``"rollback":
+        true``: a stale copy (a lagging replica, an old file put back, a replayed write) must not move the
+        fleet back. Logged once per epoch, counted every time."""
+        applied = self._template.epoch
+        if template.epoch >= applied or template.rollback:
+            return False
+        stale_documents.add(1, {"kafkashim.source.kind": self._kind})
+        if self._stale_logged != template.epoch:
+            self._stale_logged = template.epoch
+            logger.warning(
+                "kafkashim: control document epoch %d from %s is older than the applied epoch %d and not marked "
+                '"rollback": true; ignored (staying on epoch %d)',
+                template.epoch,
+                self.source.url,
+                applied,
+                applied,
+            )
+        return True
 
     def _next_wake(self) -> float:
         candidates = [self._next_refresh]

@@ -12,6 +12,12 @@
 3. **Position**: the first assignment on the new cluster is positioned by the offset strategy
    (`kafkashim.offsets.strategies`), from the facts it declared; the cutover is reported then.
 
+Paused and standby (`Mode`, from route resolution): every assigned partition is paused (librdkafka's
+pause: nothing is fetched, the group membership and heartbeats go on, auto commit commits what was
+processed); partitions assigned later are paused as they come. Resuming fetches from the position the
+application reached. A paused consumer routed to another cluster resumes fetching to drain the old one
+before it leaves (a drain that cannot read would strand the messages there).
+
 A poll()/consume() that performs the hand-off returns normally: None or fewer messages. The subscription
 state (topics, callbacks, manual assignment) lives here because it is what the hand-off carries across.
 """
@@ -40,6 +46,7 @@ from kafkashim.cutover.consumer_io import (
 from kafkashim.cutover.events import ConsumerDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan, CutoverReason
+from kafkashim.cutover.routes import Mode
 from kafkashim.cutover.states import Phase
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
 from kafkashim.offsets.strategies import (
@@ -117,6 +124,8 @@ class ConsumerHandOff:
         self._drain_left = 0
         self._subscribed: list[str] = []
         """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
+        self._mode = Mode.ACTIVE
+        """What the current handle does: ``active`` fetches; otherwise its partitions are paused."""
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
@@ -150,10 +159,38 @@ class ConsumerHandOff:
         self._next_drain_check = 0.0
         self._facade.poll = self._poll_armed
         self._facade.consume = self._consume_armed
+        if drain and self._mode is not Mode.ACTIVE:
+            self._fetch(Mode.ACTIVE)  # the drain must read what is left before the consumer leaves
         return drain
 
     def disarm(self) -> None:
         self.install_hot_path()
+        if self._engine.mode is not self._mode:
+            self._fetch(self._engine.mode)  # a cancelled move that had resumed a paused consumer to drain
+
+    # ------------------------------------------------------------------------ paused / standby
+    def set_mode(self, mode: Mode) -> None:
+        if mode is self._mode:
+            return
+        self._fetch(mode)
+        logger.info(
+            "kafkashim: consumer %s on %s: %s",
+            mode.value,
+            self._engine.cluster,
+            "fetching" if mode is Mode.ACTIVE else "every assigned partition paused, group membership kept",
+        )
+
+    def _fetch(self, mode: Mode) -> None:
+        """Pause or resume every partition the current handle has (pause and resume are local operations
+        of librdkafka's; no broker round trip)."""
+        self._mode = mode
+        handle = self._engine.handle
+        try:
+            assignment = handle.assignment()
+            if assignment:
+                (handle.resume if mode is Mode.ACTIVE else handle.pause)(assignment)
+        except (KafkaException, RuntimeError) as exc:
+            logger.warning("kafkashim: consumer could not %s its partitions: %s", mode.value, exc)
 
     # ------------------------------------------------------------------ armed entry points (app)
     def _poll_armed(self, timeout: float | None = None) -> Message | None:
@@ -259,6 +296,7 @@ class ConsumerHandOff:
         if not engine.adopt(claim):
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
+        self._mode = Mode.ACTIVE  # a new handle fetches until the engine says otherwise (after positioning)
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
@@ -469,18 +507,35 @@ class ConsumerHandOff:
         if app_cb is not None:
             app_cb(self._facade, partitions)
         if joining is None:
+            self._pause_if_waiting(handle, partitions)
             return
         if moves and not self.assign_called and joining.strategy.repositions:
             # confluent_kafka's automatic assign after the callback uses the original list, not our
             # offsets, so assign explicitly.
-            if self._incremental():
-                handle.incremental_assign(partitions)
-            else:
-                handle.assign(partitions)
+            self._assign(handle, partitions)
+        if joining.claim.plan.mode is not Mode.ACTIVE:
+            self._mode = joining.claim.plan.mode  # moved to wait there (standby on its colour's cluster)
+            self._pause_if_waiting(handle, partitions)
         self._engine.positioned(
             joining.claim,
             Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves),
         )
+
+    def _assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        self.assign_called = True
+        if self._incremental():
+            handle.incremental_assign(partitions)
+        else:
+            handle.assign(partitions)
+
+    def _pause_if_waiting(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        """In a rebalance callback: a paused or standby consumer pauses what it was just given (assigned
+        here, since a partition must be assigned to be paused)."""
+        if self._mode is Mode.ACTIVE or not partitions:
+            return
+        if not self.assign_called:
+            self._assign(handle, partitions)
+        handle.pause(partitions)
 
     def _incremental(self) -> bool:
         app_conf = self._engine.app_conf

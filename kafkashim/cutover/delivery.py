@@ -253,6 +253,13 @@ class HeldCalls:
             produce_waiting(handle, *args, **kwargs)
             count += 1
 
+    def take_all(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """Remove and return every held call, leaving holding open (a producer closed while paused)."""
+        with self._lock:
+            calls = list(self._calls)
+            self._calls.clear()
+            return calls
+
     def __len__(self) -> int:
         return len(self._calls)
 

@@ -20,6 +20,7 @@ the engine defers documents instead of touching the hand-off.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,7 +42,7 @@ from kafkashim.cutover.events import (
 )
 from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed, PreparationRefused
 from kafkashim.cutover.plan import CutoverPlan, Placement, merge_client_config, plan_cutover
-from kafkashim.cutover.routes import ClientIdentity, resolve_route
+from kafkashim.cutover.routes import ClientIdentity, Mode, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
@@ -64,7 +65,7 @@ class CutoverEngine(Generic[H]):
         self.role = role
         self.settings: ShimSettings = settings
         self.app_conf: dict[str, Any] = app_conf
-        self.identity = ClientIdentity.of(role, app_conf)
+        self.identity = ClientIdentity.of(role, app_conf, settings.color)
         self._clock = clock
         self._overrides_logged = False
         self._lock = threading.Lock()
@@ -75,6 +76,9 @@ class CutoverEngine(Generic[H]):
         self._preparing: set[ClusterProfile] = set()
         self._retry_timer: threading.Timer | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
+        self._observers: list[Callable[[], None]] = []
+        self._dwell_until = 0.0
+        self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
 
     def start(self, handoff: HandOff[H]) -> H:
@@ -83,7 +87,8 @@ class CutoverEngine(Generic[H]):
         self._handoff = handoff
         try:
             doc = self._plane.current
-            profile = resolve_route(doc, self.identity).profile
+            route = resolve_route(doc, self.identity)
+            profile = route.profile
             try:
                 self.handle: H = handoff.open(self.config_for(profile))
             except KafkaException as exc:
@@ -93,12 +98,17 @@ class CutoverEngine(Generic[H]):
         except BaseException:
             self._plane.release()
             raise
-        self.model: CutoverModel[Placement, ControlDocument] = CutoverModel(Placement(profile, doc.epoch), self._clock)
+        self.model: CutoverModel[Placement, ControlDocument] = CutoverModel(
+            Placement(profile, doc.epoch, route.mode), self._clock
+        )
         register_client(self)
         return self.handle
 
     def follow(self) -> None:
-        """Subscribe to the control plane; documents from now on may move the client."""
+        """Subscribe to the control plane; documents from now on may move the client. A client whose route
+        starts it paused or in standby stops processing here, before the application's first call."""
+        if self.model.current.mode is not Mode.ACTIVE:
+            self._handoff.set_mode(self.model.current.mode)
         self._unsubscribe = self._plane.subscribe(self.on_document)
 
     # ------------------------------------------------------------------------- read-only state
@@ -114,6 +124,16 @@ class CutoverEngine(Generic[H]):
     @property
     def epoch(self) -> int:
         return self.model.current.epoch
+
+    @property
+    def mode(self) -> Mode:
+        """``active``, ``paused`` or ``standby`` (`kafkashim.cutover.routes.Mode`)."""
+        return self.model.current.mode
+
+    @property
+    def color(self) -> str | None:
+        """``kafkashim.color``, if set (blue/green)."""
+        return self.identity.color
 
     @property
     def state(self) -> CutoverState:
@@ -132,6 +152,19 @@ class CutoverEngine(Generic[H]):
 
     def remove_listener(self, listener: CutoverListener) -> None:
         self._listeners.remove(listener)
+
+    def add_state_observer(self, observer: Callable[[], None]) -> None:
+        """Call ``observer()`` (no arguments, outside any lock of the engine, on whichever thread made the
+        change) after the client's phase, cluster, epoch or mode may have changed. It must be quick and must
+        not raise; an exception is logged and ignored. For the fleet registry."""
+        self._observers.append(observer)
+
+    def _changed(self) -> None:
+        for observer in list(self._observers):
+            try:
+                observer()
+            except Exception:  # noqa: BLE001 - an observer's bug must not break a hand-off
+                logger.exception("kafkashim: a %s state observer raised", self.role)
 
     # --------------------------------------------------------------------------------- config
     def config_for(self, profile: ClusterProfile) -> dict[str, Any]:
@@ -174,24 +207,43 @@ class CutoverEngine(Generic[H]):
     def on_document(self, doc: ControlDocument) -> None:
         """On the control plane's applier thread (or the retry timer): route, plan, start preparing.
         Never blocks on I/O (see the module docstring)."""
-        route = resolve_route(doc, self.identity)
         stale: H | None = None
         superseded: CutoverSpan | None = None
         start: tuple[CutoverPlan] | None = None
+        mode_change: Mode | None = None
         with self._lock:
             if self.model.closed:
                 return
             if self.model.phase is Phase.SWITCHING:
                 self.model.fire(Event.CHANGED, document=doc)  # deferred until the hand-off ends
                 return
+            current = self.model.current
+            route = resolve_route(doc, self.identity, current.profile)
+            plan = plan_cutover(current.profile, route.profile, doc.epoch, route.mode)
+            dwell_s = self._dwell_until - self._clock()
+            if plan is not None and dwell_s > 0 and self.model.phase is Phase.STEADY:
+                # kafkashim.cutover.min.dwell.ms: a client that just moved stays put for a while; the newest
+                # document is planned when the dwell ends (a flapping key costs one move, not one per flap).
+                self._cancel_retry()
+                self._retry_timer = self._timer(dwell_s, self._after_dwell, self.model.attempt)
+                self._retry_timer.start()
+                logger.info(
+                    "kafkashim: %s stays on %s for %d ms more (kafkashim.cutover.min.dwell.ms) before following "
+                    "control document epoch %d",
+                    self.role,
+                    current.profile.name,
+                    dwell_s * 1000,
+                    doc.epoch,
+                )
+                return
             self._cancel_retry()
             stale = self._disarm()
             superseded = self._take_span()
-            current = self.model.current
-            plan = plan_cutover(current.profile, route.profile, doc.epoch)
             if plan is None:
                 self._plan = None
-                self.model.fire(Event.UNCHANGED, target=Placement(current.profile, doc.epoch))
+                if route.mode is not current.mode:
+                    mode_change = route.mode
+                self.model.fire(Event.UNCHANGED, target=Placement(current.profile, doc.epoch, route.mode))
             else:
                 self._plan = plan
                 self.model.fire(Event.CHANGED, target=plan.placement)
@@ -201,6 +253,7 @@ class CutoverEngine(Generic[H]):
                         "kafkashim.cutover.from": plan.source.name,
                         "kafkashim.cutover.to": plan.target.name,
                         "kafkashim.cutover.reason": plan.reason.value,
+                        "kafkashim.cutover.rule": route.rule,
                         "kafkashim.epoch": plan.epoch,
                     }
                 )
@@ -215,10 +268,40 @@ class CutoverEngine(Generic[H]):
             superseded.end("superseded")  # outside the lock: an exporting span processor may do I/O
         if stale is not None:
             self._discard_soon(stale)
+        if mode_change is not None:
+            logger.info(
+                "kafkashim: %s is %s on %s (control document epoch %d, %s)",
+                self.role,
+                mode_change.value,
+                self.cluster,
+                doc.epoch,
+                route.rule,
+            )
+            self._handoff.set_mode(mode_change)
         if start is not None:
-            threading.Thread(
-                target=self._prepare, args=start, name=f"kafkashim-prepare-{self.role}", daemon=True
-            ).start()
+            jitter_s = self.settings.seconds(self.settings.cutover_jitter_ms) * self._rng.random()
+            # kafkashim.cutover.jitter.ms: a fleet's clients spread their connections to the destination
+            # (its connection-rate limits) instead of all opening one in the same millisecond.
+            prepare = self._timer(jitter_s, self._prepare, *start)
+            prepare.name = f"kafkashim-prepare-{self.role}"
+            prepare.start()
+        self._changed()
+
+    def _timer(self, delay_s: float, function: Callable[..., None], *args: Any) -> threading.Timer:
+        timer = threading.Timer(max(0.0, delay_s), function, args=args)
+        timer.daemon = True
+        timer.name = f"kafkashim-timer-{self.role}"
+        return timer
+
+    def _after_dwell(self, attempt: int) -> None:
+        try:
+            with self._lock:
+                if self.model.attempt != attempt or self.model.closed:
+                    return
+                self._retry_timer = None
+            self.on_document(self._plane.current)
+        except Exception:  # noqa: BLE001 - a timer thread must not die with a traceback and nothing else
+            logger.exception("kafkashim: %s could not plan the document that waited for the dwell", self.role)
 
     def _prepare(self, plan: CutoverPlan) -> None:
         """Background thread preparing ``plan.target``: open and check a handle, then arm the newest attempt
@@ -265,6 +348,7 @@ class CutoverEngine(Generic[H]):
                     self.model.fire(Event.DRAIN, attempt=attempt)
         if attempt is None:
             self._discard_soon(handle)  # superseded by a document that wants something else, or closed
+        self._changed()
 
     def _attempt_wanting(self, target: ClusterProfile) -> int | None:
         """Under the lock: the attempt under preparation if it goes to ``target``, else None."""
@@ -285,12 +369,14 @@ class CutoverEngine(Generic[H]):
             span = self._take_span()
         self._report(current_plan, CutoverOutcome.FAILED, self.model.attempt_started_at, span, error=error)
         self._schedule_retry(attempt)
+        self._changed()
 
     # ------------------------------------------------------------- hand-off (application thread)
     def drained(self, attempt: int, *, timed_out: bool) -> None:
         """The hand-off finished draining the old cluster (or ran out of time): armed to switch."""
         with self._lock:
             self.model.fire(Event.TIMEOUT if timed_out else Event.DRAINED, attempt=attempt)
+        self._changed()
 
     def run_handoff(self) -> None:
         """Carry out the armed hand-off on the calling application thread, if there is one.
@@ -340,6 +426,11 @@ class CutoverEngine(Generic[H]):
         with self._lock:
             current = self.model.fire(Event.POSITIONED, attempt=claim.attempt) is not None
             span = self._take_span() if current else None
+            mode = self.model.current.mode
+            if current:
+                self._dwell_until = self._clock() + self.settings.seconds(self.settings.cutover_min_dwell_ms)
+        if current and mode is not Mode.ACTIVE:
+            self._handoff.set_mode(mode)  # moved to a cluster where it waits (paused, standby)
         if span is not None:
             span.phase("resumed")
         self._report(
@@ -351,6 +442,7 @@ class CutoverEngine(Generic[H]):
             details=completion.details,
             partitions=completion.partitions,
         )
+        self._changed()
 
     def joining_timed_out(self, attempt: int) -> bool:
         """The position step has waited ``kafkashim.cutover.timeout.ms``; True if it still waits."""
@@ -363,6 +455,7 @@ class CutoverEngine(Generic[H]):
             span = self._take_span()
         self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=error)
         self._schedule_retry(claim.attempt)
+        self._changed()
 
     def _abandon(self, claim: Claim[H], exc: BaseException) -> None:
         """A hand-off step raised unexpectedly: never leave the model in SWITCHING/JOINING, the hot path on
@@ -387,6 +480,7 @@ class CutoverEngine(Generic[H]):
         self._report(claim.plan, CutoverOutcome.FAILED, claim.armed_at, span, error=f"hand-off raised {detail}")
         if not adopted:
             self._schedule_retry(claim.attempt)
+        self._changed()
 
     def _resume(self) -> None:
         """After a hand-off: plan the document that arrived while it ran, if any."""
@@ -394,6 +488,13 @@ class CutoverEngine(Generic[H]):
             deferred = self.model.take_deferred()
         if deferred is not None:
             self.on_document(deferred)
+
+    def when_settled(self, install: Callable[[], None]) -> None:
+        """Run ``install`` (an attribute swap, nothing more) under the engine's lock unless a hand-off is armed:
+        its trampolines must stay until it runs."""
+        with self._lock:
+            if self.model.phase not in (Phase.ARMED, Phase.DRAINING):
+                install()
 
     # ----------------------------------------------------------------------------------- close
     def close(self) -> H | None:
@@ -413,6 +514,7 @@ class CutoverEngine(Generic[H]):
         unregister_client(self)
         self._unsubscribe()
         self._plane.release()
+        self._changed()
         return self.handle
 
     # ---------------------------------------------------------------------------------- helpers

@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from kafkashim.cutover.events import CutoverDetails
 from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.routes import Mode
 from kafkashim.offsets.strategies import PartitionMove
 
 H = TypeVar("H")
@@ -94,3 +95,8 @@ class HandOff(Protocol[H]):
     def abandon(self, claim: Claim[H], adopted: bool) -> None:
         """A step raised unexpectedly: go on with the current handle (``adopted``: ``claim.handle``), put the
         raw hot path back, discard ``claim.handle`` if it was not adopted."""
+
+    def set_mode(self, mode: Mode) -> None:
+        """Stop or resume processing on the current cluster (paused, standby, active), without moving. Called
+        outside the engine's lock, on the control plane's thread or the application's; never blocks on the
+        broker (what must be sent is sent on a thread of the hand-off's own)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from kafkashim.control.allowlist import canonical_property
 from kafkashim.control.document import ClusterProfile
+from kafkashim.cutover.routes import Mode
 from kafkashim.errors import ConfigurationError
 
 
@@ -25,10 +26,11 @@ class CutoverReason(StrEnum):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a client is: the cluster profile it uses, under which document epoch."""
+    """Where a client is: the cluster profile it uses, under which document epoch, and whether it processes."""
 
     profile: ClusterProfile
     epoch: int
+    mode: Mode = Mode.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -39,20 +41,25 @@ class CutoverPlan:
     target: ClusterProfile
     epoch: int
     reason: CutoverReason
+    mode: Mode = Mode.ACTIVE
+    """What the client does on ``target`` once there."""
 
     @property
     def placement(self) -> Placement:
         """Where the client is once this plan is carried out."""
-        return Placement(self.target, self.epoch)
+        return Placement(self.target, self.epoch, self.mode)
 
 
-def plan_cutover(current: ClusterProfile, target: ClusterProfile, epoch: int) -> CutoverPlan | None:
+def plan_cutover(
+    current: ClusterProfile, target: ClusterProfile, epoch: int, mode: Mode = Mode.ACTIVE
+) -> CutoverPlan | None:
     """The cutover that moving a client connected with ``current`` to ``target`` (the profile route
-    resolution gave it under document ``epoch``) takes, or None if it takes none."""
+    resolution gave it under document ``epoch``, to be used in ``mode``) takes, or None if it takes none:
+    a change of mode alone moves no connection (the hand-off pauses or resumes in place)."""
     if target == current:
         return None
     reason = CutoverReason.CLUSTER if target.name != current.name else CutoverReason.CREDENTIALS
-    return CutoverPlan(source=current, target=target, epoch=epoch, reason=reason)
+    return CutoverPlan(source=current, target=target, epoch=epoch, reason=reason, mode=mode)
 
 
 def merge_client_config(

@@ -10,6 +10,14 @@ points at it", on the first application thread that calls produce()/poll()/flush
 4. The old handle is closed a little later, so a thread holding its bound ``produce`` from just before the
    switch still gets its message delivered (to the old cluster only) instead of a ``RuntimeError``.
 
+Paused and standby (`Mode`, from route resolution): produce() calls are held, bounded by
+``kafkashim.cutover.buffer.max.messages``; past it ``BufferError`` at once, or after waiting up to
+``kafkashim.cutover.buffer.block.ms`` for room. poll() serves the delivery reports of what was sent before.
+When the route becomes active again the held calls are produced first, in order, on a thread of the
+hand-off's own; when it sends the producer to another cluster, they go there with the hand-off. A producer
+closed while paused reports each held message to its delivery callback as ``_PURGE_QUEUE`` (I1: delivered or
+reported, never dropped silently).
+
 Transactions: a producer with ``transactional.id`` hands off only between transactions. While one is open
 every call goes to the old cluster; ``commit_transaction()``/``abort_transaction()`` completes it there
 and then switches, calling ``init_transactions()`` on the new cluster if the application had called it;
@@ -25,7 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from kafkashim.cutover.delivery import (
     HeldCalls,
@@ -39,6 +47,7 @@ from kafkashim.cutover.delivery import (
 from kafkashim.cutover.events import ProducerDetails
 from kafkashim.cutover.handoff import Claim, Completion, HandOffFailed
 from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.routes import Mode
 from kafkashim.cutover.states import Phase
 from kafkashim.telemetry import logger
 
@@ -70,6 +79,10 @@ class ProducerHandOff:
         self._completion: Completion | None = None
         self._switching_thread: int | None = None
         self._callback_error: BaseException | None = None
+        self._mode = Mode.ACTIVE
+        self._mode_lock = threading.Lock()
+        self._resumed = threading.Event()
+        self._resumed.set()
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
@@ -89,8 +102,9 @@ class ProducerHandOff:
 
     # --------------------------------------------------------------------- HandOff protocol: arm
     def install_hot_path(self) -> None:
+        """The resting path: the handle's bound methods, or the holding produce() while paused."""
         producer = self._engine.handle.handle
-        self._facade.produce = producer.produce
+        self._facade.produce = producer.produce if self._mode is Mode.ACTIVE else self._produce_paused
         self._facade.poll = producer.poll
 
     def arm(self, plan: CutoverPlan) -> bool:
@@ -227,10 +241,11 @@ class ProducerHandOff:
                     ) from None
             resend(new, salvage.messages)
         except BaseException as exc:
-            # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too.
+            # Stay on the old cluster (I6): what it did not confirm goes back to it, held calls too (unless
+            # the producer is paused there: then they stay held).
             old_route.callback_errors = None
             resend(old_route.handle, salvage.messages)
-            self._held.release_into(old_route.handle, self.install_hot_path)
+            self._settle(old_route.handle)
             self.discard(claim.handle)
             self._keep_callback_error(errors)
             if isinstance(exc, HandOffFailed):
@@ -244,7 +259,14 @@ class ProducerHandOff:
                 self._on_adopted(claim)
             self.install_hot_path()
 
-        held = self._held.release_into(new, switch_now)
+        with self._mode_lock:
+            self._mode = claim.plan.mode
+        if claim.plan.mode is Mode.ACTIVE:
+            self._resumed.set()
+            held = self._held.release_into(new, switch_now)
+        else:
+            switch_now()  # moved to wait there (standby on its colour's cluster): calls stay held
+            held = 0
         downtime_s = time.monotonic() - started
         engine.phase_event("switched", {"kafkashim.messages.held": held})
         source = claim.plan.source.name
@@ -285,7 +307,87 @@ class ProducerHandOff:
         the client goes on with the handle it has."""
         if not adopted:
             self.discard(claim.handle)
-        self._held.release_into(self._engine.handle.handle, self.install_hot_path)
+        self._settle(self._engine.handle.handle)
+
+    def _settle(self, handle: confluent_kafka.Producer) -> None:
+        """After a hand-off that did not complete: produce the held calls into ``handle`` and put the hot
+        path back, or, paused, keep holding them."""
+        if self._mode is Mode.ACTIVE:
+            self._held.release_into(handle, self.install_hot_path)
+        else:
+            self.install_hot_path()
+
+    # ------------------------------------------------------------------------ paused / standby
+    def set_mode(self, mode: Mode) -> None:
+        with self._mode_lock:
+            if mode is self._mode:
+                return
+            previous, self._mode = self._mode, mode
+            if mode is not Mode.ACTIVE:
+                self._resumed.clear()
+                self._held.open()
+                if self._facade.produce != self._produce_armed:  # an armed hand-off holds calls itself
+                    self._facade.produce = self._produce_paused
+                logger.info("kafkashim: producer %s on %s: produce() calls are held", mode.value, self._engine.cluster)
+                return
+        if previous is not Mode.ACTIVE:
+            threading.Thread(target=self._resume, name="kafkashim-resume-producer", daemon=True).start()
+
+    def _resume(self) -> None:
+        """Produce what was held while paused into the current handle, in order, then the hot path. Calls
+        made meanwhile are held behind them (I2)."""
+        try:
+            with self._switch_lock:
+                if self._mode is not Mode.ACTIVE:
+                    return  # paused again before this thread ran
+                held = self._held.release_into(self._engine.handle.handle, self._install_resumed)
+            self._resumed.set()
+            logger.info("kafkashim: producer resumed on %s; %d held call(s) sent", self._engine.cluster, held)
+        except Exception:  # noqa: BLE001 - supervised: a thread of the hand-off must not die silently
+            logger.exception("kafkashim: producer could not send the calls held while paused; retrying")
+            time.sleep(0.5)
+            self._resume()
+
+    def _install_resumed(self) -> None:
+        self._engine.when_settled(self.install_hot_path)
+
+    def _produce_paused(self, *args: Any, **kwargs: Any) -> None:
+        deadline: float | None = None
+        while True:
+            try:
+                if self._held.hold(args, kwargs):
+                    return
+                break  # resumed meanwhile
+            except BufferError:
+                block_ms = self._engine.settings.cutover_buffer_block_ms
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + block_ms / 1000.0
+                if now >= deadline:
+                    raise
+                self._resumed.wait(min(0.05, deadline - now))
+        self._engine.handle.handle.produce(*args, **kwargs)
+
+    def fail_held(self) -> int:
+        """The producer closes while paused: report every held message to its delivery callback as purged
+        (``_PURGE_QUEUE``, as librdkafka reports a purged message). Returns how many."""
+        calls = self._held.take_all()
+        if not calls:
+            return 0
+        logger.warning(
+            "kafkashim: producer closed while %s: %d held message(s) reported to the delivery callback as purged",
+            self._mode.value,
+            len(calls),
+        )
+        app_callback = self._engine.app_conf.get("on_delivery")
+        for args, kwargs in calls:
+            callback = kwargs.get("on_delivery", kwargs.get("callback", args[4] if len(args) > 4 else app_callback))
+            if callback is None:
+                continue
+            callback(
+                KafkaError(KafkaError._PURGE_QUEUE, "kafkashim: producer closed while paused"), _message(args, kwargs)
+            )
+        return len(calls)
 
     def position(self, claim: Claim[Route]) -> Completion | None:
         """Nothing to position: a producer resumes as soon as it switched."""
@@ -310,3 +412,19 @@ class ProducerHandOff:
             handle.abort_transaction(*args, **kwargs)
         self._txn_open = False
         self.hand_off_now()
+
+
+def _message(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Message:
+    """The message a held produce(topic, value, key, partition, on_delivery, timestamp, headers) call
+    would have sent, for a delivery report."""
+    names = ("topic", "value", "key", "partition")
+    fields = {name: kwargs.get(name, args[i] if len(args) > i else None) for i, name in enumerate(names)}
+    partition = fields["partition"]
+    return Message(
+        topic=fields["topic"],
+        value=fields["value"],
+        key=fields["key"],
+        partition=partition if isinstance(partition, int) else -1,
+        headers=kwargs.get("headers", args[6] if len(args) > 6 else None),
+        error=KafkaError(KafkaError._PURGE_QUEUE),
+    )

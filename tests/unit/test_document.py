@@ -80,7 +80,7 @@ def test_profiles_compare_by_content() -> None:
         (doc(clusters={"on prem!": {"bootstrap.servers": "k:1"}}), "clusters.on prem!", "not a valid cluster name"),
         (doc(epoch=-1), "epoch", "non-negative integer"),
         (doc(epoch=True), "epoch", "non-negative integer"),
-        (doc(routes={}), "routes", "not a known field"),
+        (doc(route={}), "route", "not a known field"),
         (
             doc(clusters={"onprem": {"bootstrap.servers": "k:1", "sasl.password": "${nope:x}"}}),
             "clusters.onprem.sasl.password",

@@ -17,6 +17,7 @@ the document is not applied.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -133,9 +134,7 @@ class SecretResolver:
                 secret_values=frozenset(secret_values),
             )
         self._last.update(read)
-        doc = ControlDocument(
-            active=template.active, epoch=template.epoch, clusters=MappingProxyType(clusters), source=template.source
-        )
+        doc = dataclasses.replace(template, clusters=MappingProxyType(clusters))
         return doc, problems
 
     def next_deadline(self) -> float | None:

@@ -5,11 +5,17 @@ Key layout under ``<prefix>`` (design §3)::
 
     <prefix>/active            plain string: the active cluster's name (SREs flip it with `consul kv put`)
     <prefix>/clusters/<name>   one JSON object per cluster profile
-    <prefix>/settings          optional JSON object of document-level fields (e.g. "epoch")
+    <prefix>/settings          optional JSON object of document-level fields ("epoch", "rollback")
+    <prefix>/routes/producer   optional plain string: a cluster name or "paused" (the same for consumer)
+    <prefix>/routes/group.id   optional JSON object, name or glob -> route (also client.id, transactional.id)
+    <prefix>/colors            optional JSON object, colour -> cluster (blue/green)
+    <prefix>/live              optional plain string: the live colour
     <prefix>/clients/...       reserved for the fleet registry; ignored here
+    <prefix>/history/...       reserved for the CLI's history of flips; ignored here
 
 Any other key under the prefix is an error (a typo such as ``cluster/ccloud`` must not be ignored). The
-epoch is the ModifyIndex of ``<prefix>/active`` unless ``settings`` sets one.
+epoch is the highest ModifyIndex of the keys that route clients (``active``, ``routes/*``, ``colors``,
+``live``, ``settings``) unless ``settings`` sets one: every flip raises it.
 
 Wire call: ``GET /v1/kv/<prefix>/?recurse&index=<i>&wait=<w>`` (through py-consul's HTTP client, with
 `consul.callback.CB.json` decoding the answer), one query for the whole prefix, whose ``X-Consul-Index`` is
@@ -58,7 +64,9 @@ from kafkashim.errors import (
 )
 
 _PREFIX: Final = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_RESERVED: Final = ("clients/",)
+_RESERVED: Final = ("clients/", "history/")
+_ROLE_ROUTES: Final = ("routes/producer", "routes/consumer")
+_NAME_ROUTES: Final = ("routes/group.id", "routes/client.id", "routes/transactional.id")
 # Loop rate limit: Consul asks for one (blocking.mdx); 10 queries/s with a burst of 2 never delays a
 # genuine change by more than 100 ms.
 _RATE_PER_S: Final = 10.0
@@ -312,12 +320,22 @@ class ConsulSource:
             rel = key[len(base) :] if key.startswith(base) else key
             if not rel or rel.endswith("/") or rel.startswith(_RESERVED):
                 continue  # folder placeholders (`consul kv put prefix/`) and the fleet registry
+            if rel in ("active", "live", *_ROLE_ROUTES, "colors", "settings", *_NAME_ROUTES):
+                active_index = max(active_index, modify_index)
             if rel == "active":
                 data["active"] = _text(self.url, key, value).strip()
-                active_index = modify_index
+            elif rel == "live":
+                data["live"] = _text(self.url, key, value).strip()
+            elif rel in _ROLE_ROUTES:
+                data.setdefault("routes", {})[rel[len("routes/") :]] = _text(self.url, key, value).strip()
+            elif rel in _NAME_ROUTES:
+                name_key = rel[len("routes/") :]
+                data.setdefault("routes", {})[name_key] = _json(self.url, key, value, f"routes.{name_key}")
+            elif rel == "colors":
+                data["colors"] = _json(self.url, key, value, "colors")
             elif rel == "settings":
                 settings = _json(self.url, key, value, "settings")
-                clash = sorted({"active", "clusters"} & set(settings))
+                clash = sorted({"active", "clusters", "routes", "colors", "live"} & set(settings))
                 if clash:
                     raise self._invalid(key, clash[0], f"belongs in its own key ({base}{clash[0]}), not in settings")
                 data.update(settings)
@@ -326,7 +344,10 @@ class ConsulSource:
                 clusters[name] = _json(self.url, key, value, f"clusters.{name}")
             else:
                 raise self._invalid(
-                    key, rel, f"is not part of the layout ({base}active, {base}clusters/<name>, {base}settings)"
+                    key,
+                    rel,
+                    f"is not part of the layout ({base}active, {base}clusters/<name>, {base}settings, "
+                    f"{base}routes/<role or name key>, {base}colors, {base}live)",
                 )
         if "active" not in data:
             raise self._invalid(
@@ -359,6 +380,14 @@ def _consul_key(base: str, path: str | None) -> str:
         return f"{base}clusters/{name}"
     if path in (None, "active", "(document)"):
         return f"{base}active"
+    if path and path.startswith("routes."):
+        for key in (*_ROLE_ROUTES, *_NAME_ROUTES):
+            name = key[len("routes/") :]
+            if path == f"routes.{name}" or path.startswith(f"routes.{name}."):
+                return f"{base}{key}"
+        return f"{base}routes/"
+    if path and (path == "live" or path.split(".", 1)[0] == "colors"):
+        return f"{base}{path.split('.', 1)[0]}"
     return f"{base}settings"
 
 
