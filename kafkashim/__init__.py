@@ -14,6 +14,7 @@ from kafkashim.cutover.events import (
     NoDetails,
     ProducerDetails,
 )
+from kafkashim.cutover.routes import Mode
 from kafkashim.errors import (
     ConfigurationError,
     ControlPlaneError,
@@ -44,6 +45,7 @@ __all__ = [
     "ForbiddenPropertyError",
     "InvalidDocumentError",
     "MissingSettingError",
+    "Mode",
     "NoDetails",
     "Producer",
     "ProducerDetails",

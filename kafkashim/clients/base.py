@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from kafkashim.cutover.engine import CutoverEngine
 from kafkashim.cutover.events import CutoverListener, CutoverState
+from kafkashim.cutover.routes import Mode
 
 H = TypeVar("H")
 
@@ -25,6 +26,12 @@ class ShimClient(ABC, Generic[H]):
     def epoch(self) -> int:
         """Epoch of the control document this client follows."""
         return self._engine.epoch
+
+    @property
+    def mode(self) -> Mode:
+        """What the control document has this client do where it is: ``active`` (processes), ``paused``
+        (a route says ``paused``) or ``standby`` (blue/green: its colour is not live)."""
+        return self._engine.mode
 
     @property
     def cutover_state(self) -> CutoverState:

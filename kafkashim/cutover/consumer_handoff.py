@@ -125,7 +125,11 @@ class ConsumerHandOff:
         self._subscribed: list[str] = []
         """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
         self._mode = Mode.ACTIVE
-        """What the current handle does: ``active`` fetches; otherwise its partitions are paused."""
+        """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
+        self._want = Mode.ACTIVE
+        """What they should be set to. librdkafka's pause()/resume() called from another thread while the
+        application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
+        application's thread, at its next poll()/consume() (`_sync_fetch`)."""
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
@@ -159,30 +163,52 @@ class ConsumerHandOff:
         self._next_drain_check = 0.0
         self._facade.poll = self._poll_armed
         self._facade.consume = self._consume_armed
-        if drain and self._mode is not Mode.ACTIVE:
-            self._fetch(Mode.ACTIVE)  # the drain must read what is left before the consumer leaves
+        if drain:
+            self._want = Mode.ACTIVE  # a paused consumer reads what is left before it leaves (at its next poll)
         return drain
 
     def disarm(self) -> None:
         self.install_hot_path()
-        if self._engine.mode is not self._mode:
-            self._fetch(self._engine.mode)  # a cancelled move that had resumed a paused consumer to drain
+        self._want = self._engine.mode  # a cancelled move of a paused consumer that had resumed to drain
+        if self._want is not self._mode:
+            self._facade.poll = self._poll_syncing
+            self._facade.consume = self._consume_syncing
 
     # ------------------------------------------------------------------------ paused / standby
     def set_mode(self, mode: Mode) -> None:
-        if mode is self._mode:
-            return
-        self._fetch(mode)
+        self._want = mode
         logger.info(
             "kafkashim: consumer %s on %s: %s",
             mode.value,
             self._engine.cluster,
             "fetching" if mode is Mode.ACTIVE else "every assigned partition paused, group membership kept",
         )
+        self._engine.when_settled(self._install_syncing)  # an armed hand-off syncs at its own entry points
 
-    def _fetch(self, mode: Mode) -> None:
-        """Pause or resume every partition the current handle has (pause and resume are local operations
-        of librdkafka's; no broker round trip)."""
+    def _install_syncing(self) -> None:
+        self._facade.poll = self._poll_syncing
+        self._facade.consume = self._consume_syncing
+
+    def _poll_syncing(self, timeout: float | None = None) -> Message | None:
+        self._sync_fetch()
+        self._engine.when_settled(self.install_hot_path)
+        poll = self._facade.poll
+        return (self._engine.handle.poll if poll == self._poll_syncing else poll)(-1 if timeout is None else timeout)
+
+    def _consume_syncing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        self._sync_fetch()
+        self._engine.when_settled(self.install_hot_path)
+        consume = self._facade.consume
+        if consume == self._consume_syncing:
+            consume = self._engine.handle.consume
+        return consume(num_messages, -1 if timeout is None else timeout)
+
+    def _sync_fetch(self) -> None:
+        """On the application's thread: pause or resume every assigned partition as `_want` says (local
+        operations of librdkafka's, no broker round trip)."""
+        mode = self._want
+        if mode is self._mode:
+            return
         self._mode = mode
         handle = self._engine.handle
         try:
@@ -190,10 +216,11 @@ class ConsumerHandOff:
             if assignment:
                 (handle.resume if mode is Mode.ACTIVE else handle.pause)(assignment)
         except (KafkaException, RuntimeError) as exc:
-            logger.warning("kafkashim: consumer could not %s its partitions: %s", mode.value, exc)
+            logger.warning("kafkashim: consumer could not set its partitions %s: %s", mode.value, exc)
 
     # ------------------------------------------------------------------ armed entry points (app)
     def _poll_armed(self, timeout: float | None = None) -> Message | None:
+        self._sync_fetch()
         if self._still_draining():
             msg = self._engine.handle.poll(_bounded(timeout))
             if msg is not None:
@@ -203,6 +230,7 @@ class ConsumerHandOff:
         return None
 
     def _consume_armed(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        self._sync_fetch()
         if self._still_draining():
             msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
             if msgs:
@@ -296,7 +324,7 @@ class ConsumerHandOff:
         if not engine.adopt(claim):
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
-        self._mode = Mode.ACTIVE  # a new handle fetches until the engine says otherwise (after positioning)
+        self._mode = self._want = Mode.ACTIVE  # a new handle fetches until positioned in the target's mode
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
@@ -514,7 +542,7 @@ class ConsumerHandOff:
             # offsets, so assign explicitly.
             self._assign(handle, partitions)
         if joining.claim.plan.mode is not Mode.ACTIVE:
-            self._mode = joining.claim.plan.mode  # moved to wait there (standby on its colour's cluster)
+            self._want = joining.claim.plan.mode  # moved to wait there (standby on its colour's cluster)
             self._pause_if_waiting(handle, partitions)
         self._engine.positioned(
             joining.claim,
@@ -531,8 +559,9 @@ class ConsumerHandOff:
     def _pause_if_waiting(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
         """In a rebalance callback: a paused or standby consumer pauses what it was just given (assigned
         here, since a partition must be assigned to be paused)."""
-        if self._mode is Mode.ACTIVE or not partitions:
+        if self._want is Mode.ACTIVE or not partitions:
             return
+        self._mode = self._want
         if not self.assign_called:
             self._assign(handle, partitions)
         handle.pause(partitions)
