@@ -127,6 +127,8 @@ class ConsumerHandOff:
         self._mode = Mode.ACTIVE
         """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
         self._want = Mode.ACTIVE
+        self._starts: dict[tuple[str, int], int] = {}
+        """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
         """What they should be set to. librdkafka's pause()/resume() called from another thread while the
         application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
         application's thread, at its next poll()/consume() (`_sync_fetch`)."""
@@ -272,7 +274,7 @@ class ConsumerHandOff:
         engine = self._engine
         settings = engine.settings
         if now >= self._drain_deadline:
-            lag = unread_messages(engine.handle, engine.app_conf)
+            lag = unread_messages(engine.handle, engine.app_conf, self._starts)
             logger.warning(
                 "kafkashim: consumer leaves %s with %d unread message(s): drain timeout (%d ms) reached",
                 engine.cluster,
@@ -287,7 +289,7 @@ class ConsumerHandOff:
         if now < self._next_drain_check or now - self._last_message_at < quiet_s:
             return True
         self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
-        if unread_messages(engine.handle, engine.app_conf) > 0:
+        if unread_messages(engine.handle, engine.app_conf, self._starts) > 0:
             return True
         self._drain_left = 0
         engine.phase_event("drained", {"kafkashim.unread_left": 0})
@@ -325,6 +327,7 @@ class ConsumerHandOff:
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
         self._mode = self._want = Mode.ACTIVE  # a new handle fetches until positioned in the target's mode
+        self._starts = {}
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
@@ -476,6 +479,7 @@ class ConsumerHandOff:
         if strategy.repositions:
             for tp, move in zip(partitions, moves, strict=True):
                 tp.offset = move.new_position
+                self._starts[(tp.topic, tp.partition)] = move.new_position
         for move in moves:
             if move.fallback_reason:
                 logger.warning(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from kafkashim.offsets.strategies import Fact, NewClusterFacts, OffsetStrategy
 
@@ -50,8 +50,16 @@ def current_positions(handle: confluent_kafka.Consumer) -> dict[Key, int]:
     return positions
 
 
-def unread_messages(handle: confluent_kafka.Consumer, app_conf: Mapping[str, Any]) -> int:
-    """Messages of this member's assignment not yet handed to the application (0 when unassigned)."""
+def unread_messages(
+    handle: confluent_kafka.Consumer,
+    app_conf: Mapping[str, Any],
+    starts: Mapping[tuple[str, int], int] | None = None,
+) -> int:
+    """Messages of this member's assignment not yet handed to the application (0 when unassigned).
+
+    A partition nothing was read from yet has no position: its lag counts from ``starts`` (where the
+    offset strategy put it after a cutover: a consumer that arrived and must leave again at once still
+    reads what is there), else from the beginning or not at all as ``auto.offset.reset`` says."""
     positions = current_positions(handle)
     lag = 0
     for (topic, partition), offset in positions.items():
@@ -62,8 +70,13 @@ def unread_messages(handle: confluent_kafka.Consumer, app_conf: Mapping[str, Any
         low, high = handle.get_watermark_offsets(tp, cached=True)
         if high < 0:
             low, high = handle.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
-        if offset < 0:
-            lag += max(high - low, 0) if resets_to_earliest(app_conf) else 0
+        start = (starts or {}).get((topic, partition))
+        if offset < 0 and start is not None and start >= 0:
+            lag += max(high - max(start, low), 0)
+        elif offset < 0 and start == OFFSET_BEGINNING:
+            lag += max(high - low, 0)
+        elif offset < 0:
+            lag += max(high - low, 0) if resets_to_earliest(app_conf) and start is None else 0
         else:
             lag += max(high - offset, 0)
     return lag

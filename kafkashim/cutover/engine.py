@@ -42,13 +42,15 @@ from kafkashim.cutover.events import (
 )
 from kafkashim.cutover.handoff import Claim, Completion, HandOff, HandOffFailed, PreparationRefused
 from kafkashim.cutover.plan import CutoverPlan, Placement, merge_client_config, plan_cutover
-from kafkashim.cutover.routes import ClientIdentity, Mode, resolve_route
+from kafkashim.cutover.routes import ClientIdentity, Mode, Route, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
 from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
 
 H = TypeVar("H")
+
+_UNDER_WAY = (Phase.PREPARING, Phase.ARMED, Phase.DRAINING, Phase.JOINING)
 
 
 class CutoverEngine(Generic[H]):
@@ -78,6 +80,10 @@ class CutoverEngine(Generic[H]):
         self._unsubscribe: Callable[[], None] = lambda: None
         self._observers: list[Callable[[], None]] = []
         self._dwell_until = 0.0
+        self._written: set[str] = set()
+        """Consumers: the clusters producers were sent to since the attempt under way began."""
+        self._owed: ClusterProfile | None = None
+        """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
 
@@ -219,6 +225,17 @@ class CutoverEngine(Generic[H]):
                 return
             current = self.model.current
             route = resolve_route(doc, self.identity, current.profile)
+            visit = self._visit_first(doc, route)
+            if visit is not None:
+                under_way = self._plan.target.name if self._plan is not None else None
+                if self.model.phase in _UNDER_WAY and under_way == visit.profile.name:
+                    # The move under way goes there already: finish it; this document is planned again once
+                    # the consumer is positioned there (`positioned` re-reads the plane). Draining the cluster
+                    # it leaves is not needed: it comes back and its commits say where it stopped.
+                    if self.model.phase is Phase.DRAINING:
+                        self.model.fire(Event.DRAINED, attempt=self.model.attempt)
+                    return
+                route = visit
             plan = plan_cutover(current.profile, route.profile, doc.epoch, route.mode)
             dwell_s = self._dwell_until - self._clock()
             if plan is not None and dwell_s > 0 and self.model.phase is Phase.STEADY:
@@ -247,6 +264,7 @@ class CutoverEngine(Generic[H]):
             else:
                 self._plan = plan
                 self.model.fire(Event.CHANGED, target=plan.placement)
+                self._written = set(doc.routing.producer_clusters(doc.active))
                 self._span = CutoverSpan(
                     {
                         **self.telemetry_attributes(),
@@ -286,6 +304,32 @@ class CutoverEngine(Generic[H]):
             prepare.name = f"kafkashim-prepare-{self.role}"
             prepare.start()
         self._changed()
+
+    def _visit_first(self, doc: ControlDocument, route: Route) -> Route | None:
+        """Under the lock. A consumer whose move toward a cluster X is under way, and that a document now
+        sends elsewhere, finishes the move if producers were sent to X meanwhile: they may have written there,
+        and leaving now would strand those messages (a flip and a flip back within a consumer group's hand-off).
+        It reads X until its lag is 0, then follows the newest document. Returns the route to X, or None."""
+        if self.role != "consumer":
+            return None
+        under_way = self._plan.target if self._plan is not None and self.model.phase in _UNDER_WAY else None
+        if under_way is not None:
+            self._written |= doc.routing.producer_clusters(doc.active)
+            if self._owed is None and under_way.name in self._written and route.profile.name != under_way.name:
+                self._owed = under_way
+                logger.warning(
+                    "kafkashim: consumer %s finishes its move to %s before following control document epoch %d: "
+                    "producers were sent to %s and may have written there; it reads %s to lag 0 first",
+                    self.identity.group_id or "",
+                    under_way.name,
+                    doc.epoch,
+                    under_way.name,
+                    under_way.name,
+                )
+        owed = self._owed
+        if owed is None or route.profile.name == owed.name:
+            return None
+        return Route(doc.clusters.get(owed.name, owed), Mode.ACTIVE, f"finishing the move to {owed.name}")
 
     def _timer(self, delay_s: float, function: Callable[..., None], *args: Any) -> threading.Timer:
         timer = threading.Timer(max(0.0, delay_s), function, args=args)
@@ -429,6 +473,10 @@ class CutoverEngine(Generic[H]):
             mode = self.model.current.mode
             if current:
                 self._dwell_until = self._clock() + self.settings.seconds(self.settings.cutover_min_dwell_ms)
+                if self._owed is not None and self._owed.name == self.model.current.profile.name:
+                    self._owed = None  # there now: the next document drains it to lag 0 before leaving
+            latest = self._plane.current
+            replan = current and latest.epoch != self.model.current.epoch
         if current and mode is not Mode.ACTIVE:
             self._handoff.set_mode(mode)  # moved to a cluster where it waits (paused, standby)
         if span is not None:
@@ -443,6 +491,8 @@ class CutoverEngine(Generic[H]):
             partitions=completion.partitions,
         )
         self._changed()
+        if replan:
+            self.on_document(latest)  # a document that waited for this move (a flip back, a newer epoch)
 
     def joining_timed_out(self, attempt: int) -> bool:
         """The position step has waited ``kafkashim.cutover.timeout.ms``; True if it still waits."""

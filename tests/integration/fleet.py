@@ -1,0 +1,164 @@
+"""A small fleet for pattern tests: one loaded producer and a consumer group, each client on its own
+thread, every message counted by sequence number (sent = acknowledged by a cluster, seen = handed to the
+application)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+
+from kafkashim import Consumer, CutoverEvent, Producer
+from tests.conftest import ControlFile
+from tests.integration.kafka_io import encode
+
+
+@dataclass
+class Tally:
+    sent: Counter[int] = field(default_factory=Counter)
+    """Sequence number → times a cluster acknowledged it."""
+    seen: Counter[int] = field(default_factory=Counter)
+    """Sequence number → times the group handed it to the application."""
+    where_sent: dict[int, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    events: list[CutoverEvent] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def lost(self) -> list[int]:
+        with self.lock:
+            return sorted(set(self.sent) - set(self.seen))
+
+    def duplicated(self) -> int:
+        with self.lock:
+            return sum(n - 1 for n in self.seen.values() if n > 1)
+
+    def sent_twice(self) -> int:
+        with self.lock:
+            return sum(n - 1 for n in self.sent.values() if n > 1)
+
+
+class Fleet:
+    """``producers`` loaded producers and ``consumers`` members of one group on ``control``."""
+
+    def __init__(
+        self,
+        control: ControlFile,
+        topic: str,
+        *,
+        consumers: int = 2,
+        rate: float = 400.0,
+        consumer_conf: dict[str, Any] | None = None,
+        producer_conf: dict[str, Any] | None = None,
+    ) -> None:
+        self.control, self.topic, self.rate = control, topic, rate
+        self.tally = Tally()
+        self.group = f"g-{uuid.uuid4().hex[:8]}"
+        self._stop_load = threading.Event()
+        self._stop_consumers = threading.Event()
+        self.producer = Producer(
+            {
+                "kafkashim.source": control.url,
+                "linger.ms": 2,
+                "on_delivery": self._delivered,
+                "kafkashim.cutover.buffer.max.messages": 1_000_000,
+                **(producer_conf or {}),
+            }
+        )
+        self.producer.add_cutover_listener(self.tally.events.append)
+        self.consumers: list[Consumer] = []
+        for _ in range(consumers):
+            c = Consumer(
+                {
+                    "kafkashim.source": control.url,
+                    "group.id": self.group,
+                    "auto.commit.interval.ms": 200,
+                    "auto.offset.reset": "earliest",
+                    "kafkashim.cutover.drain.quiet.ms": 300,
+                    **(consumer_conf or {}),
+                }
+            )
+            c.add_cutover_listener(self.tally.events.append)
+            self.consumers.append(c)
+        self._threads: list[threading.Thread] = []
+        self.next_seq = 0
+        self.assigned: dict[int, int] = {}
+
+    # ------------------------------------------------------------------------------------ running
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            with self.tally.lock:
+                seq = int(msg.value() or b"-1")
+                self.tally.sent[seq] += 1
+                self.tally.where_sent[seq] = self.producer.cluster
+
+    def _load(self) -> None:
+        try:
+            interval = 1.0 / self.rate
+            next_at = time.monotonic()
+            while not self._stop_load.is_set():
+                self.producer.produce(self.topic, encode(self.next_seq), key=f"k{self.next_seq % 12}")
+                self.next_seq += 1
+                self.producer.poll(0)
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except BaseException as exc:
+            self.tally.errors.append(exc)
+
+    def _consume(self, c: Consumer) -> None:
+        # Only this thread calls the consumer: librdkafka calls such as assignment() from another thread
+        # while this one polls can block for a long time.
+        def assigned(_c: object, partitions: list[Any]) -> None:
+            self.assigned[id(c)] = len(partitions)
+
+        try:
+            c.subscribe([self.topic], on_assign=assigned)
+            while not self._stop_consumers.is_set():
+                msg = c.poll(0.1)
+                if msg is not None and msg.error() is None:
+                    with self.tally.lock:
+                        self.tally.seen[int(msg.value() or b"-1")] += 1
+            c.close()
+        except BaseException as exc:
+            self.tally.errors.append(exc)
+
+    def start(self) -> None:
+        for c in self.consumers:
+            t = threading.Thread(target=self._consume, args=(c,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        wait_for(lambda: sum(self.assigned.values()) >= 3, "the group to form", 60)
+        load = threading.Thread(target=self._load, daemon=True)
+        load.start()
+        self._load_thread = load
+
+    def stop_load(self) -> None:
+        self._stop_load.set()
+        self._load_thread.join(30)
+        assert self.producer.flush(60) == 0
+
+    def settle(self, timeout_s: float = 120.0) -> None:
+        """Wait until the group has seen everything that was sent (or the timeout), then stop it."""
+        deadline = time.monotonic() + timeout_s
+        while self.tally.lost() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # duplicates arrive late, if at all
+        self._stop_consumers.set()
+        for t in self._threads:
+            t.join(60)
+        self.producer.close()
+        assert not self.tally.errors, self.tally.errors
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
