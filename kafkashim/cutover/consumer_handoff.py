@@ -160,6 +160,16 @@ class ConsumerHandOff:
         # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
         # cluster, where unread messages will still be, so it hands off at once.
         drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+        if drain and plan.producers_stay:
+            # Consumers first (Stop-Restart-Repeat): producers keep writing to the old cluster, so it never
+            # goes quiet; what they write reaches the new one through replication.
+            drain = False
+            logger.warning(
+                "kafkashim: consumer leaves %s without draining it: producers are still sent there, so this move "
+                "relies on replication (Cluster Linking, MirrorMaker 2) bringing their messages to %s",
+                plan.source.name,
+                plan.target.name,
+            )
         self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
         self._last_message_at = now
         self._next_drain_check = 0.0

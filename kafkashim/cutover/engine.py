@@ -236,7 +236,8 @@ class CutoverEngine(Generic[H]):
                         self.model.fire(Event.DRAINED, attempt=self.model.attempt)
                     return
                 route = visit
-            plan = plan_cutover(current.profile, route.profile, doc.epoch, route.mode)
+            producers = doc.routing.producer_clusters(doc.active)
+            plan = plan_cutover(current.profile, route.profile, doc.epoch, route.mode, producers)
             dwell_s = self._dwell_until - self._clock()
             if plan is not None and dwell_s > 0 and self.model.phase is Phase.STEADY:
                 # kafkashim.cutover.min.dwell.ms: a client that just moved stays put for a while; the newest

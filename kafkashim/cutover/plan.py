@@ -43,6 +43,10 @@ class CutoverPlan:
     reason: CutoverReason
     mode: Mode = Mode.ACTIVE
     """What the client does on ``target`` once there."""
+    producers_stay: bool = False
+    """Producers are still sent to ``source`` (consumers move first: Stop-Restart-Repeat). A consumer does
+    not wait for the old cluster to go quiet, which it never would; the handbook's pattern relies on
+    replication (Cluster Linking, MirrorMaker 2) to bring what is written there to ``target``."""
 
     @property
     def placement(self) -> Placement:
@@ -51,7 +55,11 @@ class CutoverPlan:
 
 
 def plan_cutover(
-    current: ClusterProfile, target: ClusterProfile, epoch: int, mode: Mode = Mode.ACTIVE
+    current: ClusterProfile,
+    target: ClusterProfile,
+    epoch: int,
+    mode: Mode = Mode.ACTIVE,
+    producer_clusters: frozenset[str] = frozenset(),
 ) -> CutoverPlan | None:
     """The cutover that moving a client connected with ``current`` to ``target`` (the profile route
     resolution gave it under document ``epoch``, to be used in ``mode``) takes, or None if it takes none:
@@ -59,7 +67,14 @@ def plan_cutover(
     if target == current:
         return None
     reason = CutoverReason.CLUSTER if target.name != current.name else CutoverReason.CREDENTIALS
-    return CutoverPlan(source=current, target=target, epoch=epoch, reason=reason, mode=mode)
+    return CutoverPlan(
+        source=current,
+        target=target,
+        epoch=epoch,
+        reason=reason,
+        mode=mode,
+        producers_stay=reason is CutoverReason.CLUSTER and current.name in producer_clusters,
+    )
 
 
 def merge_client_config(
