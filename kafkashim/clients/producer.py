@@ -63,8 +63,11 @@ class Producer(ShimClient[Route]):
         return self._handle.flush(timeout) + self._handoff.held_count()
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
-        """`confluent_kafka.Producer.purge` on the current handle."""
+        """`confluent_kafka.Producer.purge` on the current handle; with ``in_queue``, also the calls held while
+        the producer is paused (reported to the delivery callback as ``_PURGE_QUEUE``, as librdkafka does)."""
         self._handle.purge(in_queue=in_queue, in_flight=in_flight, blocking=blocking)
+        if in_queue:
+            self._handoff.fail_held("purged")
 
     def produce_batch(self, topic: str, messages: list[dict[str, Any]], **kwargs: Any) -> int:
         """`confluent_kafka.Producer.produce_batch`; completes an armed cutover first."""

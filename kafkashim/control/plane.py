@@ -45,7 +45,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Final
 from urllib.parse import urlparse
 
 from kafkashim.config import ShimSettings
@@ -65,6 +65,13 @@ from kafkashim.errors import (
 from kafkashim.telemetry import control_errors, documents_rejected, logger, stale_documents
 
 Subscriber = Callable[[ControlDocument], None]
+
+# Consul's default epoch is the highest ModifyIndex of the keys that route clients: deleting the key written
+# last lowers it.
+_CONSUL_STALE_HINT: Final = (
+    "; with Consul, a deleted key lowers the default epoch: write a key after deleting (e.g. put active), "
+    "or set an epoch in settings"
+)
 
 _BACKOFF_BASE_S = 0.2
 
@@ -294,11 +301,12 @@ class ControlPlane:
             self._stale_logged = template.epoch
             logger.warning(
                 "kafkashim: control document epoch %d from %s is older than the applied epoch %d and not marked "
-                '"rollback": true; ignored (staying on epoch %d)',
+                '"rollback": true; ignored (staying on epoch %d)%s',
                 template.epoch,
                 self.source.url,
                 applied,
                 applied,
+                _CONSUL_STALE_HINT if self._kind == "consul" else "",
             )
         return True
 

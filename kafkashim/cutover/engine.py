@@ -328,9 +328,28 @@ class CutoverEngine(Generic[H]):
                     under_way.name,
                 )
         owed = self._owed
+        if owed is not None and owed.name not in doc.clusters:
+            self._give_up_visit(f"control document epoch {doc.epoch} no longer defines it")
+            return None
         if owed is None or route.profile.name == owed.name:
             return None
         return Route(doc.clusters.get(owed.name, owed), Mode.ACTIVE, f"finishing the move to {owed.name}")
+
+    def _give_up_visit(self, reason: str) -> None:
+        """Under the lock: the cluster this consumer owed a visit cannot be read; say what is left there."""
+        owed, self._owed = self._owed, None
+        if owed is None:
+            return
+        logger.error(
+            "kafkashim: consumer %s cannot read what producers may have written to %s (%s): messages they wrote "
+            "there after this consumer left (topics %s, from the group's committed offsets on %s to the end of "
+            "each partition) are not read by it; read them there once it answers",
+            self.identity.group_id or "",
+            owed.name,
+            reason,
+            ", ".join(sorted(getattr(self._handoff, "topics", None) or [])) or "(its subscription)",
+            owed.name,
+        )
 
     def _timer(self, delay_s: float, function: Callable[..., None], *args: Any) -> threading.Timer:
         timer = threading.Timer(max(0.0, delay_s), function, args=args)
@@ -407,6 +426,8 @@ class CutoverEngine(Generic[H]):
         the newer one has its own span and report."""
         with self._lock:
             self._preparing.discard(plan.target)
+            if self._owed is not None and self._owed.name == plan.target.name:
+                self._give_up_visit(error)
             attempt = self._attempt_wanting(plan.target)
             if attempt is None or self.model.fire(Event.FAILED, attempt=attempt) is None:
                 return

@@ -368,25 +368,24 @@ class ProducerHandOff:
                 self._resumed.wait(min(0.05, deadline - now))
         self._engine.handle.handle.produce(*args, **kwargs)
 
-    def fail_held(self) -> int:
-        """The producer closes while paused: report every held message to its delivery callback as purged
-        (``_PURGE_QUEUE``, as librdkafka reports a purged message). Returns how many."""
+    def fail_held(self, why: str = "closed") -> int:
+        """The producer closes (or purges) while paused: report every held message to its delivery callback
+        as purged (``_PURGE_QUEUE``, as librdkafka reports a purged message). Returns how many."""
         calls = self._held.take_all()
         if not calls:
             return 0
         logger.warning(
-            "kafkashim: producer closed while %s: %d held message(s) reported to the delivery callback as purged",
+            "kafkashim: producer %s while %s: %d held message(s) reported to the delivery callback as purged",
+            why,
             self._mode.value,
             len(calls),
         )
+        error = KafkaError(KafkaError._PURGE_QUEUE, f"kafkashim: producer {why} while {self._mode.value}")
         app_callback = self._engine.app_conf.get("on_delivery")
         for args, kwargs in calls:
             callback = kwargs.get("on_delivery", kwargs.get("callback", args[4] if len(args) > 4 else app_callback))
-            if callback is None:
-                continue
-            callback(
-                KafkaError(KafkaError._PURGE_QUEUE, "kafkashim: producer closed while paused"), _message(args, kwargs)
-            )
+            if callback is not None:
+                callback(error, _message(args, kwargs))
         return len(calls)
 
     def position(self, claim: Claim[Route]) -> Completion | None:
