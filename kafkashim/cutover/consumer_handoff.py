@@ -80,6 +80,13 @@ class ConsumerHotPath(Protocol):
 
 
 @dataclasses.dataclass
+class _StandbyDrain:
+    deadline: float
+    last_message_at: float
+    next_check: float = 0.0
+
+
+@dataclasses.dataclass
 class _Joining:
     """A switched hand-off waiting for its first assignment on the new cluster."""
 
@@ -128,6 +135,7 @@ class ConsumerHandOff:
         """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
         self._want = Mode.ACTIVE
         self._starts: dict[tuple[str, int], int] = {}
+        self._standby_drain: _StandbyDrain | None = None
         """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
         """What they should be set to. librdkafka's pause()/resume() called from another thread while the
         application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
@@ -188,6 +196,13 @@ class ConsumerHandOff:
 
     # ------------------------------------------------------------------------ paused / standby
     def set_mode(self, mode: Mode) -> None:
+        settings = self._engine.settings
+        self._standby_drain = None
+        if mode is Mode.STANDBY and self._want is Mode.ACTIVE and settings.cutover_drain:
+            # Blue/green: the set that stops being live first reads what its producers wrote (lag 0, then
+            # quiet), so nothing waits on its cluster for a colour that may never be live again.
+            now = time.monotonic()
+            self._standby_drain = _StandbyDrain(now + settings.seconds(settings.cutover_drain_timeout_ms), now)
         self._want = mode
         logger.info(
             "kafkashim: consumer %s on %s: %s",
@@ -202,18 +217,54 @@ class ConsumerHandOff:
         self._facade.consume = self._consume_syncing
 
     def _poll_syncing(self, timeout: float | None = None) -> Message | None:
+        if self._draining_for_standby():
+            msg = self._engine.handle.poll(_bounded(timeout))
+            if msg is not None and self._standby_drain is not None:
+                self._standby_drain.last_message_at = time.monotonic()
+            return msg
         self._sync_fetch()
         self._engine.when_settled(self.install_hot_path)
         poll = self._facade.poll
         return (self._engine.handle.poll if poll == self._poll_syncing else poll)(-1 if timeout is None else timeout)
 
     def _consume_syncing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        if self._draining_for_standby():
+            msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
+            if msgs and self._standby_drain is not None:
+                self._standby_drain.last_message_at = time.monotonic()
+            return msgs
         self._sync_fetch()
         self._engine.when_settled(self.install_hot_path)
         consume = self._facade.consume
         if consume == self._consume_syncing:
             consume = self._engine.handle.consume
         return consume(num_messages, -1 if timeout is None else timeout)
+
+    def _draining_for_standby(self) -> bool:
+        """True while a consumer going to standby still reads its cluster down (application thread)."""
+        drain = self._standby_drain
+        if drain is None or self._want is not Mode.STANDBY:
+            self._standby_drain = None
+            return False
+        settings = self._engine.settings
+        now = time.monotonic()
+        if now >= drain.deadline:
+            logger.warning(
+                "kafkashim: consumer goes to standby on %s with unread messages: drain timeout (%d ms) reached",
+                self._engine.cluster,
+                settings.cutover_drain_timeout_ms,
+            )
+        elif now - drain.last_message_at < settings.seconds(settings.cutover_drain_quiet_ms) or now < drain.next_check:
+            return True
+        else:
+            drain.next_check = now + _DRAIN_CHECK_INTERVAL_S
+            try:
+                if unread_messages(self._engine.handle, self._engine.app_conf, self._starts) > 0:
+                    return True
+            except KafkaException:
+                pass  # the lag cannot be read: standby now (what is unread stays for when it is live again)
+        self._standby_drain = None
+        return False
 
     def _sync_fetch(self) -> None:
         """On the application's thread: pause or resume every assigned partition as `_want` says (local

@@ -55,10 +55,12 @@ class Fleet:
         rate: float = 400.0,
         consumer_conf: dict[str, Any] | None = None,
         producer_conf: dict[str, Any] | None = None,
+        tally: Tally | None = None,
+        group: str | None = None,
     ) -> None:
         self.control, self.topic, self.rate = control, topic, rate
-        self.tally = Tally()
-        self.group = f"g-{uuid.uuid4().hex[:8]}"
+        self.tally = tally or Tally()
+        self.group = group or f"g-{uuid.uuid4().hex[:8]}"
         self._stop_load = threading.Event()
         self._stop_consumers = threading.Event()
         self.producer = Producer(
@@ -129,19 +131,20 @@ class Fleet:
         except BaseException as exc:
             self.tally.errors.append(exc)
 
-    def start(self) -> None:
+    def start(self, load: bool = True) -> None:
         for c in self.consumers:
             t = threading.Thread(target=self._consume, args=(c,), daemon=True)
             t.start()
             self._threads.append(t)
         wait_for(lambda: sum(self.assigned.values()) >= 3, "the group to form", 60)
-        load = threading.Thread(target=self._load, daemon=True)
-        load.start()
-        self._load_thread = load
+        if load:
+            self._load_thread = threading.Thread(target=self._load, daemon=True)
+            self._load_thread.start()
 
     def stop_load(self) -> None:
         self._stop_load.set()
-        self._load_thread.join(30)
+        if hasattr(self, "_load_thread"):
+            self._load_thread.join(30)
         assert self.producer.flush(60) == 0
 
     def settle(self, timeout_s: float = 120.0) -> None:

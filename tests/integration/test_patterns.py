@@ -6,7 +6,9 @@ cluster is only there, so a consumer group that does not read it there strands i
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -16,7 +18,8 @@ from kafkashim.cutover.consumer_io import reader_config
 from kafkashim.offsets.checkpoints import read_checkpoints
 from testkit.kafka import KafkaCluster, MirrorMaker2
 from tests.conftest import ControlFile
-from tests.integration.fleet import Fleet, wait_for
+from tests.integration.fleet import Fleet, Tally, wait_for
+from tests.integration.kafka_io import encode
 from tests.integration.test_consumer_strategies import committed_on
 
 pytestmark = pytest.mark.integration
@@ -148,3 +151,65 @@ def test_stop_restart_repeat_consumers_first_then_producers_under_load(
         # events say which partitions (source, fallback_reason). Measured in docs/patterns-evidence.md.
         assert fleet.tally.duplicated() >= expected, (fleet.tally.duplicated(), expected, left_at, started)
     print(f"\n{replication}: sent {len(fleet.tally.sent)}, duplicated {fleet.tally.duplicated()}")
+
+
+def test_blue_green_live_flips_under_load_move_processing_without_a_connection_or_a_join(
+    two_cluster_control: ControlFile, topic: str
+) -> None:
+    colors = {"blue": "origin", "green": "destination"}
+    two_cluster_control.write("origin", colors=colors, live="blue")
+    tally, group = Tally(), f"g-{uuid.uuid4().hex[:8]}"
+    sets = {
+        color: Fleet(
+            two_cluster_control,
+            topic,
+            consumers=1,
+            tally=tally,
+            group=group,
+            # The set that stops being live still has messages on the way (linger.ms): it must read them
+            # before it pauses, or they wait on its cluster for a colour that may never be live again.
+            consumer_conf={"kafkashim.color": color, "kafkashim.cutover.drain.quiet.ms": 1500},
+            producer_conf={"kafkashim.color": color, "linger.ms": 600},
+        )
+        for color in colors
+    }
+    for fleet in sets.values():
+        fleet.start(load=False)  # each set connected, its consumer joined: warm
+    assert sets["green"].producer.mode is Mode.STANDBY and sets["blue"].producer.mode is Mode.ACTIVE
+
+    live = ["blue"]
+    stop = threading.Event()
+    sequence = [0]
+
+    def load() -> None:  # the traffic router: requests go to the live set
+        while not stop.is_set():
+            producer = sets[live[0]].producer
+            producer.produce(topic, encode(sequence[0]), key=f"k{sequence[0] % 12}")
+            producer.poll(0)
+            sequence[0] += 1
+            time.sleep(0.0025)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    for flip in range(6):
+        time.sleep(1.5)
+        live[0] = "green" if flip % 2 == 0 else "blue"
+        two_cluster_control.write("origin", colors=colors, live=live[0])
+        wait_for(lambda: sets[live[0]].producer.mode is Mode.ACTIVE, "the live set to take over")
+    time.sleep(1.5)
+    stop.set()
+    loader.join(10)
+    for fleet in sets.values():
+        fleet.stop_load()
+    deadline = time.monotonic() + 90
+    while tally.lost() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for fleet in sets.values():
+        fleet.settle(timeout_s=1)
+
+    assert len(tally.sent) == sequence[0]
+    assert tally.lost() == [], f"{len(tally.lost())} lost"
+    assert tally.duplicated() == 0
+    # Each set stayed on its own cluster: a live flip moved no connection and joined no group.
+    assert tally.events == []
+    assert {tally.where_sent[s] for s in range(sequence[0])} == {"origin", "destination"}
