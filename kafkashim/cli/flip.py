@@ -216,6 +216,7 @@ def flip(
             rep.report["stragglers"] = stragglers_json(fleet)
             rep.say(f"step {p.done} has not converged: {', '.join(s.client.id for s in fleet.stragglers)}", "red")
             return rep.finish("not-converged", FAILED)
+    expected: dict[str, str] | None = None
     for number, step in enumerate(p.steps[p.done :], start=p.done + 1):
         entry: dict[str, Any] = {"step": number, "name": step.name}
         rep.report["steps"].append(entry)
@@ -231,8 +232,19 @@ def flip(
                     return rep.finish("needs-confirmation", USAGE)
             entry["confirmed"] = True
             continue
-        record_external(store, snap)
-        snap = store.snapshot()
+        if expected is not None:
+            # A later step: the keys must still be as this flip left them (the check-and-set below then
+            # catches a change made between this read and the write).
+            snap = store.snapshot()
+            if snap.routing() != expected:
+                raise CliError(
+                    CONFLICT,
+                    f"the document changed while flip {flip_id} waited (now {snap.routing()}); nothing more "
+                    "written. Run `kafkashim status` and `kafkashim history`.",
+                )
+        else:
+            # The first write: the plan was made from `snap`; writing with its ModifyIndexes is the check-and-set.
+            record_external(store, snap)
         state = with_settings(step.state, snap, snap.layout(), rollback=False)
         meta = {
             "verb": "flip",
@@ -246,6 +258,7 @@ def flip(
             },
         }
         snap, record, written = apply(store, snap, state, meta)
+        expected = snap.routing()
         entry.update({"written": written, "epoch": record.data.get("epoch"), "history": record.index})
         rep.say(
             f"step {number}/{len(p.steps)}: {step.name}: wrote {', '.join(written)} (epoch {record.data.get('epoch')})"

@@ -181,14 +181,18 @@ def with_settings(state: Mapping[str, str], snap: Snapshot, layout: Layout, *, r
 def write(store: Store, snap: Snapshot, target: Mapping[str, str]) -> list[str]:
     """Move the routing keys from ``snap`` to ``target``, key by key in `WRITE_ORDER`, each with CAS.
 
-    Returns the keys written. Raises `CliError` (CONFLICT) when a key changed since ``snap`` was read,
-    saying which keys of the step were already written (a rerun continues from the keys as they are)."""
+        ``active`` is written first in every step, even unchanged, so it serialises operators. Returns the keys
+    written. Raises `CliError` (CONFLICT) when a key changed since ``snap`` was read,
+        saying which keys of the step were already written (a rerun continues from the keys as they are)."""
     now = snap.routing()
     written: list[str] = []
     last_deleted = False
     for key in WRITE_ORDER:
         want = target.get(key)
-        if now.get(key) == want:
+        # `active` is always written, first, even unchanged: every CLI change goes through its check-and-set,
+        # so of two operators who read the same document only one can write (per-key CAS alone would let
+        # two flips that touch different keys both through).
+        if now.get(key) == want and key != "active":
             continue
         cas = snap.modify_index(key)
         ok = store.put(key, want, cas=cas) if want is not None else store.delete(key, cas=cas)

@@ -1,0 +1,5 @@
+"""``python -m kafkashim.cli``: the ``kafkashim`` command without the console script."""
+
+from kafkashim.cli import main
+
+main()
