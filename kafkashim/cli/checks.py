@@ -156,6 +156,7 @@ def preflight(
     *,
     timeout_s: float = 10.0,
     environ: Mapping[str, str] = os.environ,
+    topics: Iterable[str] = (),
 ) -> list[Check]:
     """Every check for moving the fleet from the active cluster to ``target``; see docs/cli.md."""
     layout = snap.layout()
@@ -179,7 +180,7 @@ def preflight(
         checks.append(Check("current cluster", INFO, f"{target} is already the active cluster"))
     clients = list(fleet)
     if dest is not None and origin is not None:
-        checks += _topic_checks(origin, dest, clients, settings, current)
+        checks += _topic_checks(origin, dest, clients, settings, current, sorted(topics))
     if dest is not None:
         checks += _group_checks(dest, clients, target)
     sr = _schema_registry(doc.clusters[target], timeout_s)
@@ -189,9 +190,9 @@ def preflight(
 
 
 def _topic_checks(
-    origin: Cluster, dest: Cluster, clients: list[Client], settings: ShimSettings, current: str
+    origin: Cluster, dest: Cluster, clients: list[Client], settings: ShimSettings, current: str, chosen: list[str]
 ) -> list[Check]:
-    used = sorted({t for c in clients for t in (*c.produced, *c.consumed)})
+    used = chosen or sorted({t for c in clients for t in (*c.produced, *c.consumed)})
     on_origin = origin.topics()
     names = used or sorted(t for t in on_origin if not is_internal(t))
     alias = settings.mm2_source_alias or current

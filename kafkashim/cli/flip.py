@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import click
@@ -58,20 +62,42 @@ def record_external(store: Store, snap: Snapshot) -> None:
         )
 
 
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C during a document change waits until the keys and the history record are both written, so an
+    interrupted flip always resumes from a recorded step."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def defer(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, defer)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def apply(
     store: Store, snap: Snapshot, state: dict[str, str], data: dict[str, Any]
 ) -> tuple[Snapshot, Record, list[str]]:
     """Write ``state`` (CAS), re-read, append the history record; returns the new snapshot and the record."""
     before = snap.routing()
-    written = write(store, snap, state)
-    after_snap = store.snapshot()
-    after = after_snap.routing()
-    layout = after_snap.layout()
-    record = append(
-        store,
-        after_snap.index,
-        {**data, "epoch": layout.epoch, "changes": changes(before, after), "before": before, "after": after},
-    )
+    with uninterrupted():
+        written = write(store, snap, state)
+        after_snap = store.snapshot()
+        after = after_snap.routing()
+        layout = after_snap.layout()
+        record = append(
+            store,
+            after_snap.index,
+            {**data, "epoch": layout.epoch, "changes": changes(before, after), "before": before, "after": after},
+        )
     return store.snapshot(), record, written
 
 
@@ -154,6 +180,7 @@ def do_rollback(store: Store, rep: Reporter, to: int | None) -> tuple[Snapshot, 
 @click.option("--rollback-on-failure", is_flag=True, help="When a step does not converge in time, roll back.")
 @click.option("--yes", is_flag=True, help="Confirm operator steps (mirror promotion) without asking.")
 @click.option("--skip-preflight", is_flag=True, help="Do not run preflight first (a dead origin: disaster recovery).")
+@click.option("--topic", "topics", multiple=True, help="Preflight checks these topics only (repeatable).")
 @json_option
 @click.pass_obj
 @verb
@@ -166,6 +193,7 @@ def flip(
     rollback_on_failure: bool,
     yes: bool,
     skip_preflight: bool,
+    topics: tuple[str, ...],
     as_json: bool,
 ) -> int:
     """Move the fleet to CLUSTER with a migration pattern; a rerun continues an interrupted flip."""
@@ -183,6 +211,12 @@ def flip(
             f"`kafkashim flip {running.get('target')} --pattern {running.get('pattern')}` or undo it with "
             "`kafkashim rollback`",
         )
+    if running is None and p.done > 0:
+        # The keys show this flip part-done but its last record does not match them (a step written by a
+        # process killed before recording it): the flip is still the one the history names, if it does.
+        last = next((r for r in reversed(records(snap.entries)) if r.verb != "external"), None)
+        if last is not None and last.flip and (last.flip.get("target"), last.flip.get("pattern")) == (cluster, pattern):
+            running = {**last.flip}
     flip_id = str(running["id"]) if running is not None else uuid.uuid4().hex[:8]
     rep.report["flip"] = {
         "id": flip_id,
@@ -202,7 +236,7 @@ def flip(
         return rep.finish("already-done", OK)
     if p.done == 0 and not skip_preflight:
         rep.say(f"preflight: {layout.active} → {cluster}")
-        checks = preflight(snap, cluster, ctx.settings(), clients(snap.entries), environ=ctx.environ)
+        checks = preflight(snap, cluster, ctx.settings(), clients(snap.entries), environ=ctx.environ, topics=topics)
         rep.report["preflight"] = [c.as_json() for c in checks]
         for c in checks:
             rep.say(f"  {c.status:<4} {c.name}: {c.detail}", "red" if c.status == FAIL else "")

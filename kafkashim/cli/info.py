@@ -29,13 +29,16 @@ _STYLE = {PASS: "green", FAIL: "red", WARN: "yellow"}
 @click.command(name="preflight")
 @click.argument("cluster")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds for each Kafka request.")
+@click.option("--topic", "topics", multiple=True, help="Check these topics only (repeatable; default: the registry's).")
 @json_option
 @click.pass_obj
 @verb
-def preflight_cmd(ctx: Ctx, cluster: str, timeout: float, as_json: bool) -> int:
+def preflight_cmd(ctx: Ctx, cluster: str, timeout: float, topics: tuple[str, ...], as_json: bool) -> int:
     """Check CLUSTER before moving the fleet there: secrets, authentication, topics, lag, offsets, registry."""
     snap = ctx.store().snapshot()
-    checks = preflight(snap, cluster, ctx.settings(), clients(snap.entries), timeout_s=timeout, environ=ctx.environ)
+    checks = preflight(
+        snap, cluster, ctx.settings(), clients(snap.entries), timeout_s=timeout, environ=ctx.environ, topics=topics
+    )
     ok = passed(checks)
     if as_json:
         emit_json(

@@ -437,3 +437,26 @@ def test_an_unreachable_consul_exits_4() -> None:
     result = CliRunner().invoke(cli, ["status", "--json"], env={"KAFKASHIM_SOURCE": "consul://127.0.0.1:9/kafkashim/x"})
     assert result.exit_code == 4
     assert json.loads(result.stdout)["error"]["kind"] == "unreachable"
+
+
+def test_a_step_written_by_a_killed_process_is_recorded_and_the_flip_goes_on(kit: ConsulKit, fleet: Fleet) -> None:
+    """SIGKILL between a step's keys and its history record: the keys show the step done, the history not."""
+    code, out = run(kit, "flip", "dest", "--pattern", "stop-wait-restart", "--skip-preflight")
+    flip_id = out["flip"]["id"]
+    kit.sre.kv.put(f"{kit.prefix}/routes/consumer", "dest")  # what the killed process wrote, unrecorded
+    fleet.start()
+    code, out = run(kit, "flip", "dest", "--pattern", "stop-wait-restart", "--wait")
+    assert (code, out["outcome"]) == (0, "completed"), out
+    assert fleet.by_id("p1").cluster == "dest"
+    assert out["flip"]["id"] == flip_id and out["flip"]["done_before"] == 2
+    records = history(kit)
+    assert [r["verb"] for r in records] == ["flip", "external", "flip"]
+    assert records[1]["changes"] == [{"key": "routes/consumer", "from": None, "to": "dest"}]
+    assert {r["flip"]["id"] for r in records if r["verb"] == "flip"} == {flip_id}
+
+
+def test_preflight_topics_can_be_named(kit: ConsulKit) -> None:
+    code, out = run(kit, "preflight", "dest", "--topic", "orders", "--timeout", "1")
+    assert code == 1  # nothing listens on the document's addresses
+    assert [c["name"] for c in out["checks"]] == ["secrets", "connect dest", "connect origin"]
+    assert out["checks"][0]["status"] == "pass" and out["checks"][1]["status"] == "fail"
