@@ -115,7 +115,7 @@ def inventory_cmd(ctx: Ctx, fmt: str, no_cluster: bool, timeout: float, as_json:
             doc = resolve_document(snap, ctx.settings(), ctx.environ)
             cluster = Cluster(doc.clusters[layout.active], timeout)
             cluster_topics = sorted(t for t in cluster.topics() if not is_internal(t))
-        except (ShimError, Exception) as exc:  # noqa: BLE001 - the inventory stands without the cluster
+        except Exception as exc:  # noqa: BLE001 - the inventory stands without the cluster (ShimError, KafkaException)
             note = f"topics of {layout.active} unknown: {str(exc)[:200]}"
     result = inv.build(found, cluster_topics)
     if as_json or fmt == "json":
@@ -211,8 +211,7 @@ def doctor(
             else "$CONSUL_HTTP_TOKEN_FILE"
             if ctx.environ.get("CONSUL_HTTP_TOKEN_FILE")
             else "none (anonymous)",
-            "tls": store.url.startswith("consul://")
-            and ctx.environ.get("CONSUL_HTTP_SSL", "").lower() in ("1", "true"),
+            "tls": str(getattr(store.client.http, "base_uri", "")).startswith("https://"),
         }
         snap = store.snapshot()
         layout = snap.layout()

@@ -169,3 +169,29 @@ def test_preflight_finds_mm2_remote_topics_and_flip_goes_ahead(
         code, out = run(consul_kit, "flip", "dest")
         assert (code, out["outcome"]) == (0, "completed"), out
         assert [c["name"] for c in out["preflight"]][:2] == ["secrets", "connect dest"]
+
+
+def test_inventory_lists_the_topics_nobody_uses(
+    consul_kit: ConsulKit, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    used, idle = f"used-{uuid.uuid4().hex[:6]}", f"idle-{uuid.uuid4().hex[:6]}"
+    for name in (used, idle):
+        origin.create_topic(name, partitions=1)
+    consul_kit.write(
+        "origin",
+        {
+            "origin": {"bootstrap.servers": origin.bootstrap_servers},
+            "dest": {"bootstrap.servers": destination.bootstrap_servers},
+        },
+    )
+    clients = [
+        FakeClient("p1", "producer", client_id="writer", produced=[used], pid=1),
+        FakeClient("c1", "consumer", group="reader", consumed=[used], pid=2),
+    ]
+    for _ in fleet_of(consul_kit, clients):
+        code, out = run(consul_kit, "inventory")
+        assert code == 0, out
+        assert out["topics"]["used"] == [used]
+        assert idle in out["topics"]["unused"] and used not in out["topics"]["unused"]
+        assert not any(t.startswith("__") for t in out["topics"]["unused"])  # internal topics are not "unused"
+        assert out["order"]["waves"] == [["reader"], ["writer"]]

@@ -460,3 +460,31 @@ def test_preflight_topics_can_be_named(kit: ConsulKit) -> None:
     assert code == 1  # nothing listens on the document's addresses
     assert [c["name"] for c in out["checks"]] == ["secrets", "connect dest", "connect origin"]
     assert out["checks"][0]["status"] == "pass" and out["checks"][1]["status"] == "fail"
+
+
+def test_status_watch_json_prints_a_line_per_change(kit: ConsulKit, fleet: Fleet) -> None:
+    env = {**os.environ, "KAFKASHIM_SOURCE": kit.url, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kafkashim.cli", "status", "--watch", "--json", "--interval", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["document"]["active"] == "origin" and first["summary"]["converged"] == 2
+        kit.flip("dest")
+        line = json.loads(proc.stdout.readline())
+        while line["document"]["active"] != "dest":
+            line = json.loads(proc.stdout.readline())
+        assert line["summary"]["stragglers"] == ["c1", "p1"]
+        fleet.follow_once()
+        while line["summary"]["converged"] != 2:
+            line = json.loads(proc.stdout.readline())
+        assert line["summary"]["by"]["cluster"] == {"dest": 2}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
