@@ -173,7 +173,8 @@ class Fleet:
 
     def counts(self) -> dict[str, dict[str, int]]:
         def by(attr: str) -> dict[str, int]:
-            counter = Counter(str(getattr(s.client, attr)) for s in self.standings)
+            values = (getattr(s.client, attr) for s in self.standings)
+            counter = Counter("none" if v is None else str(v) for v in values)
             return dict(sorted(counter.items()))
 
         return {

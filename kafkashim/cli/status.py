@@ -52,10 +52,12 @@ def render(v: dict[str, Any]) -> RenderableType:
     head = Text()
     head.append(f"{v['source']}  ", style="bold")
     head.append(f"epoch {doc['epoch']}  active {doc['active']}")
-    if doc["routes"]:
-        head.append(f"  routes {doc['routes']}")
+    for role, route in doc["routes"].items():
+        shown = route if isinstance(route, str) else ", ".join(f"{k}→{v}" for k, v in route.items())
+        head.append(f"  routes/{role}: {shown}")
     if doc["colors"]:
-        head.append(f"  colors {doc['colors']} live {doc['live']}")
+        colours = ", ".join(f"{k}→{v}" for k, v in doc["colors"].items())
+        head.append(f"  colors: {colours}  live: {doc['live']}")
     if doc["rollback"]:
         head.append("  (rollback)", style="yellow")
     parts.append(head)
