@@ -488,3 +488,24 @@ def test_status_watch_json_prints_a_line_per_change(kit: ConsulKit, fleet: Fleet
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_operators_flipping_at_once_write_the_change_once(kit: ConsulKit) -> None:
+    """Four operators run the same flip at the same moment: whatever the interleaving, one writes it; each
+    other one either lost the check-and-set (exit 3, told) or found it done (exit 0)."""
+    env = {**os.environ, "KAFKASHIM_SOURCE": kit.url, "PYTHONPATH": str(REPO_ROOT)}
+    args = [sys.executable, "-m", "kafkashim.cli", "flip", "dest", "--skip-preflight", "--json"]
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    outcomes = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=60)
+        out = json.loads(stdout)
+        outcomes.append((proc.returncode, out.get("outcome") or out["error"]["kind"]))
+        if proc.returncode == 3:
+            assert "check-and-set" in out["error"]["message"]
+    assert outcomes.count((0, "completed")) == 1, outcomes
+    assert set(outcomes) <= {(0, "completed"), (0, "already-done"), (3, "conflict")}, outcomes
+    assert [r["verb"] for r in history(kit)] == ["flip"]
+    assert keys(kit) == {"active": "dest"}
