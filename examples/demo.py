@@ -10,8 +10,8 @@
    producer writing numbered messages at a steady rate.
 3. Mid-stream, the SRE's side: the operator runs the ``kafkashim`` CLI while both clients keep going —
    ``status`` (the fleet), ``preflight destination`` (the checks), ``flip destination --wait`` (the
-   document change, with check-and-set, then waiting for the fleet), ``status`` and ``history`` again. Its
-   output is printed as the operator sees it. (With a control file: an atomic rewrite of the file.)
+   document change, with check-and-set, then waiting for the fleet), ``status`` and ``history`` again, and
+   ``doctor`` as the consumer's team would run it. Its output is printed as the operator sees it. (With a control file: an atomic rewrite of the file.)
 4. Stops the producer, lets the consumer catch up, and prints what was produced, consumed, lost and
    duplicated, and how long each client was cut off. Exits 1 if any message was lost.
 
@@ -293,6 +293,7 @@ def main() -> int:
         if double is not None:
             operator(source, "status")
             operator(source, "history")
+            operator(source, "doctor", "--role", "consumer", "--group-id", "demo-billing")
         time.sleep(args.after)
 
         stop_producer.set()

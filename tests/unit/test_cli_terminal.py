@@ -95,3 +95,23 @@ def test_status_watch_follows_the_fleet_on_screen(consul_kit: ConsulKit, termina
         terminal.type("C-c")
         screen = terminal.wait_for("exit=0")
         assert "Traceback" not in screen
+
+
+def test_flip_wait_shows_a_progress_bar_and_names_the_stragglers(consul_kit: ConsulKit, terminal: Terminal) -> None:
+    consul_kit.write("origin", CLUSTERS)
+    clients = [
+        FakeClient("p1", "producer", client_id="orders-svc", produced=["orders"], pid=1),
+        FakeClient("c1", "consumer", group="billing", consumed=["orders"], pid=2, stuck=True),
+    ]
+    for fleet in fleet_of(consul_kit, clients):
+        fleet.start()
+        terminal.type("kafkashim flip dest --wait --timeout 2 --skip-preflight; echo exit=$?", "Enter")
+        screen = terminal.wait_for("exit=1")
+        assert "waiting for every client on dest" in screen
+        assert "1/2" in screen
+        assert "stragglers:" in screen and "c1 (test-host pid 2, billing): on origin, expected dest" in screen
+        fleet.by_id("c1").stuck = False
+        terminal.type("clear; kafkashim flip dest --wait --timeout 30; echo exit=$?", "Enter")
+        screen = terminal.wait_for("exit=0")
+        assert "the document already sends the fleet to dest" in screen
+        assert "2/2" in screen
