@@ -11,7 +11,8 @@
 3. Mid-stream, the SRE's side: the operator runs the ``kafkashim`` CLI while both clients keep going —
    ``status`` (the fleet), ``preflight destination`` (the checks), ``flip destination --wait`` (the
    document change, with check-and-set, then waiting for the fleet), ``status`` and ``history`` again, and
-   ``doctor`` as the consumer's team would run it. Its output is printed as the operator sees it. (With a control file: an atomic rewrite of the file.)
+   ``doctor`` as the consumer's team would run it. Its output is printed as the operator sees it. (With a
+   control file: an atomic rewrite of the file.)
 4. Stops the producer, lets the consumer catch up, and prints what was produced, consumed, lost and
    duplicated, and how long each client was cut off. Exits 1 if any message was lost.
 
