@@ -21,8 +21,9 @@ from typing import Any, Final
 from kafkashim.cli.routing import Identity, Resolution, resolve
 from kafkashim.cli.store import CLIENTS, PAUSED, KvEntry, Layout
 
-TRANSITIONAL: Final = frozenset({"preparing", "armed", "draining", "switching", "joining"})
-"""Engine phases (kafkashim.cutover.states.Phase) in which a client is between two clusters."""
+TRANSITIONAL: Final = frozenset({"preparing", "draining", "handing_off", "joining", "armed", "switching"})
+"""States in which a client is between two clusters: `kafkashim.CutoverState` values (what the registry
+reports, spec §3), and the engine's internal phase names ``armed`` / ``switching`` should one be reported."""
 
 
 @dataclass(frozen=True)
