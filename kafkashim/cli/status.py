@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kafkashim.cli.context import Ctx, console, emit_json, json_option, verb
-from kafkashim.cli.errors import FAILED, OK
+from kafkashim.cli.errors import FAILED, OK, UNREACHABLE, CliError
 from kafkashim.cli.fleet import Fleet, clients
 from kafkashim.cli.history import records
 from kafkashim.cli.store import Snapshot
@@ -149,8 +149,18 @@ def status(ctx: Ctx, watch: bool, interval: float, check: bool, as_json: bool) -
         with Live(render(v), console=out, refresh_per_second=4, screen=False) as live:
             while True:
                 started = time.monotonic()
-                index, _ = store.watch("", index, interval)
-                live.update(render(view(store.snapshot())))
+                try:
+                    index, _ = store.watch("", index, interval)
+                    v = view(store.snapshot())
+                    live.update(render(v))
+                except CliError as exc:
+                    if exc.code != UNREACHABLE:
+                        raise
+                    # Consul is away: keep the last screen, say so, and try again (an SRE watching a flip
+                    # must not lose the view to a leader election).
+                    live.update(Group(render(v), Text(f"{exc.message} (retrying)", style="red")))
+                    index = 0
+                    time.sleep(interval)
                 if time.monotonic() - started < 0.1:
                     time.sleep(0.1)  # a Consul that answers at once must not spin this loop
     except KeyboardInterrupt:

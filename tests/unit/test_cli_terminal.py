@@ -17,7 +17,7 @@ import pytest
 from tests.cli_fleet import FakeClient, Fleet, fleet_of
 from tests.conftest import REPO_ROOT
 from tests.planes import wait_until
-from tests.stores import ConsulKit
+from tests.stores import ConsulKit, ConsulStore, needs_double
 
 CLUSTERS = {"origin": {"bootstrap.servers": "127.0.0.1:1"}, "dest": {"bootstrap.servers": "127.0.0.1:2"}}
 
@@ -115,3 +115,23 @@ def test_flip_wait_shows_a_progress_bar_and_names_the_stragglers(consul_kit: Con
         screen = terminal.wait_for("exit=0")
         assert "the document already sends the fleet to dest" in screen
         assert "2/2" in screen
+
+
+def test_status_watch_rides_out_a_consul_outage(
+    consul_kit: ConsulKit, consul_store: ConsulStore, terminal: Terminal
+) -> None:
+    double = needs_double(consul_store)
+    consul_kit.write("origin", CLUSTERS)
+    clients = [FakeClient("p1", "producer", client_id="orders-svc", produced=["orders"], pid=1)]
+    for fleet in fleet_of(consul_kit, clients):
+        terminal.type("kafkashim status --watch --interval 1; echo exit=$?", "Enter")
+        terminal.wait_for("1/1")
+        double.stop()
+        terminal.wait_for("(retrying)")
+        double.start()
+        consul_kit.flip("dest")
+        fleet.follow_once()
+        screen = terminal.wait_for("active dest")
+        assert "(retrying)" not in screen and "1/1" in screen
+        terminal.type("C-c")
+        terminal.wait_for("exit=0")
