@@ -101,6 +101,18 @@ def apply(
     return store.snapshot(), record, written
 
 
+def unchanged_since(store: Store, snap: Snapshot, what: str) -> Snapshot:
+    """A fresh snapshot whose routing keys are those of ``snap`` (the plan stands), else CONFLICT."""
+    fresh = store.snapshot()
+    if fresh.routing() != snap.routing():
+        raise CliError(
+            CONFLICT,
+            f"the document changed while {what} (now {fresh.routing()}); nothing written. Run `kafkashim status` "
+            "and `kafkashim history`, then run the flip again.",
+        )
+    return fresh
+
+
 def wait_converged(store: Store, snap: Snapshot, timeout_s: float, on_progress: Callable[[Fleet], None]) -> Fleet:
     """Follow the registry with blocking queries until every client converged on ``snap``'s document or
     ``timeout_s`` passed."""
@@ -243,6 +255,7 @@ def flip(
         if not passed(checks):
             rep.say("preflight failed: nothing written", "red")
             return rep.finish("preflight-failed", FAILED)
+        snap = unchanged_since(store, snap, "preflight ran")
     elif p.done > 0:
         rep.say(f"continuing flip {flip_id}: {pattern} to {cluster}, {p.done}/{len(p.steps)} step(s) done")
         fleet = converge(rep, store, snap, f"step {p.done}", timeout if wait else 0.0)
@@ -250,6 +263,7 @@ def flip(
             rep.report["stragglers"] = stragglers_json(fleet)
             rep.say(f"step {p.done} has not converged: {', '.join(s.client.id for s in fleet.stragglers)}", "red")
             return rep.finish("not-converged", FAILED)
+        snap = unchanged_since(store, snap, f"step {p.done} was waited for")
     expected: dict[str, str] | None = None
     for number, step in enumerate(p.steps[p.done :], start=p.done + 1):
         entry: dict[str, Any] = {"step": number, "name": step.name}

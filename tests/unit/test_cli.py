@@ -509,3 +509,22 @@ def test_operators_flipping_at_once_write_the_change_once(kit: ConsulKit) -> Non
     assert set(outcomes) <= {(0, "completed"), (0, "already-done"), (3, "conflict")}, outcomes
     assert [r["verb"] for r in history(kit)] == ["flip"]
     assert keys(kit) == {"active": "dest"}
+
+
+def test_a_document_changed_while_a_resumed_flip_waited_is_a_conflict(kit: ConsulKit, fleet: Fleet) -> None:
+    import threading
+
+    assert run(kit, "flip", "dest", "--pattern", "stop-wait-restart", "--skip-preflight")[0] == 0
+    fleet.by_id("p1").stuck = True
+    fleet.start()
+
+    def meanwhile() -> None:
+        kit.sre.kv.put(f"{kit.prefix}/routes/group.id", json.dumps({"billing": "origin"}))  # another operator
+        fleet.by_id("p1").stuck = False
+
+    timer = threading.Timer(0.5, meanwhile)
+    timer.start()
+    code, out = run(kit, "flip", "dest", "--pattern", "stop-wait-restart", "--wait", "--timeout", "30")
+    timer.join()
+    assert code == 3 and "changed while step 1 was waited for" in out["error"]["message"]
+    assert "routes/consumer" not in keys(kit)  # step 2 not written
