@@ -3,12 +3,21 @@
     ./scripts/demo            (installs what it needs, then runs this module)
 
 1. Starts two single-node Kafka clusters, "origin" and "destination" (real brokers, jars from Maven
-   Central), and writes a control file naming both, origin active.
-2. Runs a kafkashim.Producer and a kafkashim.Consumer (strategy ``earliest``) against that file, the
+   Central), and serves a control document naming both, origin active, from Consul (the test suite's
+   Consul double, tests/doubles/consul.py, on a free loopback port; ``--control file`` uses a control
+   file instead).
+2. Runs a kafkashim.Producer and a kafkashim.Consumer (strategy ``earliest``) against that document, the
    producer writing numbered messages at a steady rate.
-3. Mid-stream, flips ``active`` to destination, the way an SRE would (an atomic rewrite of the file).
+3. Mid-stream, the SRE's side: the operator runs the ``kafkashim`` CLI while both clients keep going —
+   ``status`` (the fleet), ``preflight destination`` (the checks), ``flip destination --wait`` (the
+   document change, with check-and-set, then waiting for the fleet), ``status`` and ``history`` again, and
+   ``doctor`` as the consumer's team would run it. Its output is printed as the operator sees it. (With a
+   control file: an atomic rewrite of the file.)
 4. Stops the producer, lets the consumer catch up, and prints what was produced, consumed, lost and
    duplicated, and how long each client was cut off. Exits 1 if any message was lost.
+
+Until the fleet registry is merged (kafkashim/registry/, another branch), ``status`` lists no clients and
+``flip --wait`` has nobody to wait for; the demo's clients register themselves once it is.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +43,7 @@ from testkit.kafka import KafkaCluster, start_clusters
 
 TOPIC = "orders"
 T0 = time.monotonic()
+CONSUL_PREFIX = "kafkashim/demo"
 
 
 _dots = threading.Event()  # set while a Ticker's dots are on the current line
@@ -144,6 +155,31 @@ class ConsumerSide:
         c.close()
 
 
+def serve_consul(clusters: dict[str, KafkaCluster], active: str) -> Any:
+    """The Consul double of the test suite (ACLs off), holding the document under CONSUL_PREFIX."""
+    import consul
+
+    from tests.doubles.consul import ConsulDouble  # a checkout has both packages, as for the playground
+
+    double = ConsulDouble(acl=False, jitter=False).start()
+    host, _, port = double.address.rpartition(":")
+    client = consul.Consul(host=host, port=int(port))
+    for name, c in clusters.items():
+        client.kv.put(f"{CONSUL_PREFIX}/clusters/{name}", json.dumps({"bootstrap.servers": c.bootstrap_servers}))
+    client.kv.put(f"{CONSUL_PREFIX}/active", active)
+    return double
+
+
+def operator(source: str, *args: str) -> int:
+    """Run ``kafkashim <args>`` the way the SRE types it; its output goes straight to this terminal."""
+    say(f"SRE$ kafkashim {' '.join(args)}")
+    env = {**os.environ, "KAFKASHIM_SOURCE": source}
+    code = subprocess.run([sys.executable, "-m", "kafkashim.cli", *args], env=env, check=False).returncode
+    if code != 0:
+        say(f"kafkashim {args[0]} exited {code}")
+    return code
+
+
 def wait_until(condition: Any, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -205,6 +241,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=500, help="messages per second (default 500)")
     parser.add_argument("--before", type=float, default=3.0, help="seconds of traffic before the flip")
     parser.add_argument("--after", type=float, default=3.0, help="seconds of traffic after both clients moved")
+    parser.add_argument(
+        "--control",
+        choices=["consul", "file"],
+        default="consul",
+        help="where the control document lives: Consul, flipped with the kafkashim CLI (default), or a file",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kafkashim-demo-"))
@@ -212,13 +254,19 @@ def main() -> int:
     with Ticker():
         clusters = start_clusters(["origin", "destination"], work, progress=lambda m: say(m))
     status = 1
+    double: Any = None
     try:
         for c in clusters.values():
             c.create_topic(TOPIC, partitions=3)
         control = work / "control.json"
-        write_control(control, clusters, active="origin")
-        source = control.as_uri()
-        say(f"control file {control}: active = origin")
+        if args.control == "consul":
+            double = serve_consul(clusters, active="origin")
+            source = f"consul://{double.address}/{CONSUL_PREFIX}"
+            say(f"control document in Consul (the test suite's double) at {source}: active = origin")
+        else:
+            write_control(control, clusters, active="origin")
+            source = control.as_uri()
+            say(f"control file {control}: active = origin")
 
         stop_producer, stop_consumer = threading.Event(), threading.Event()
         prod, cons = ProducerSide(), ConsumerSide()
@@ -231,11 +279,22 @@ def main() -> int:
         say(f"producer writing {args.rate} msg/s to {TOPIC!r}; consumer reading through kafkashim")
         time.sleep(args.before)
 
-        say(f"SRE flips active: origin -> destination (after {prod.produced} messages)")
-        write_control(control, clusters, active="destination")
+        cli_failed = False
+        if double is not None:
+            say(f"the SRE's side, while the clients keep going ({prod.produced} messages so far)")
+            operator(source, "status")
+            cli_failed |= operator(source, "preflight", "destination") != 0
+            cli_failed |= operator(source, "flip", "destination", "--wait", "--timeout", "60") != 0
+        else:
+            say(f"SRE flips active: origin -> destination (after {prod.produced} messages)")
+            write_control(control, clusters, active="destination")
         moved = wait_until(lambda: bool(prod.events) and bool(cons.events), timeout_s=60)
         if not moved:
             say("a client did not report a cutover within 60 s")
+        if double is not None:
+            operator(source, "status")
+            operator(source, "history")
+            operator(source, "doctor", "--role", "consumer", "--group-id", "demo-billing")
         time.sleep(args.after)
 
         stop_producer.set()
@@ -246,7 +305,12 @@ def main() -> int:
         stop_consumer.set()
         threads[1].join(60)
         status = report(prod, cons)
+        if cli_failed:
+            print("RESULT: FAILED (a kafkashim CLI command failed, see above)")
+            status = 1
     finally:
+        if double is not None:
+            double.close()
         say("stopping the clusters")
         for c in clusters.values():
             c.stop()

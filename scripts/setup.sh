@@ -1,5 +1,6 @@
 # Sourced by scripts/demo and scripts/test (and so by .ci/run): everything a fresh machine needs.
-#   - Java 17+ and Maven (Debian packages) to fetch and run Apache Kafka from Maven Central
+#   - Java 17+ and Maven (Debian packages) to fetch and run Apache Kafka from Maven Central; tmux for the
+#     CLI's terminal tests
 #   - a virtualenv in .venv with kafkashim installed editable, with all extras and dev tools
 #   - the Kafka class path resolved once (cached in ~/.m2 and ~/.cache/kafkashim)
 # Re-running it on a ready machine costs about a second.
@@ -16,6 +17,8 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
   missing+=(openjdk-17-jre-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# tmux: the CLI's terminal tests drive `kafkashim status --watch` in it (tests/unit/test_cli_terminal.py).
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "kafkashim: installing ${missing[*]} (Debian packages)"
   sudo_cmd=""

@@ -12,6 +12,7 @@ import kafkashim
 def test_all_is_sorted_and_complete() -> None:
     assert kafkashim.__all__ == sorted(kafkashim.__all__)
     public = {n for n in dir(kafkashim) if not n.startswith("_")} - {
+        "cli",
         "clients",
         "config",
         "control",

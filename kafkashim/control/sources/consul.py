@@ -145,6 +145,37 @@ def map_errors(where: str, what: str) -> Iterator[None]:
         ) from None
 
 
+def connect(url: str, environ: Mapping[str, str]) -> tuple[Any, str, str]:
+    """A py-consul client for ``consul://host:port/<prefix>`` (or ``consul:///<prefix>``) configured from
+    Consul's own variables (token, TLS; see the module docstring): ``(client, normalised url, prefix)``.
+
+    Shared by `ConsulSource` and the ``kafkashim`` command line, so both reach Consul the same way."""
+    try:
+        import consul
+    except ImportError:
+        raise ConfigurationError(
+            "kafkashim.source is a consul:// URL: install kafkashim[consul] (py-consul)", key="kafkashim.source"
+        ) from None
+    host, port, scheme, prefix = _address(url, environ)
+    token = environ.get("CONSUL_HTTP_TOKEN")
+    if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
+        try:
+            with open(environ["CONSUL_HTTP_TOKEN_FILE"], encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"CONSUL_HTTP_TOKEN_FILE: cannot read it ({exc.strerror})", key="CONSUL_HTTP_TOKEN_FILE"
+            ) from None
+    verify: bool | str = environ.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false")
+    if verify and environ.get("CONSUL_CACERT"):
+        verify = environ["CONSUL_CACERT"]
+    cert = None
+    if environ.get("CONSUL_CLIENT_CERT") and environ.get("CONSUL_CLIENT_KEY"):
+        cert = (environ["CONSUL_CLIENT_CERT"], environ["CONSUL_CLIENT_KEY"])
+    client: Any = consul.Consul(host=host, port=port, token=token or None, scheme=scheme, verify=verify, cert=cert)
+    return client, f"consul://{host}:{port}/{prefix}", prefix
+
+
 class ConsulSource:
     """A control document assembled from the keys under one Consul KV prefix."""
 
@@ -157,36 +188,11 @@ class ConsulSource:
         environ: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        try:
-            import consul
-        except ImportError:
-            raise ConfigurationError(
-                "kafkashim.source is a consul:// URL: install kafkashim[consul] (py-consul)", key="kafkashim.source"
-            ) from None
-        host, port, scheme, self.prefix = _address(url, environ)
-        self.url = f"consul://{host}:{port}/{self.prefix}"
+        self._client, self.url, self.prefix = connect(url, environ)
         self._wait_s = max(1, int(wait_s))
         self._wait = f"{self._wait_s}s"
         self._clock = clock
         self._backoff_max_s = backoff_max_s
-        token = environ.get("CONSUL_HTTP_TOKEN")
-        if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
-            try:
-                with open(environ["CONSUL_HTTP_TOKEN_FILE"], encoding="utf-8") as fh:
-                    token = fh.read().strip()
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"CONSUL_HTTP_TOKEN_FILE: cannot read it ({exc.strerror})", key="CONSUL_HTTP_TOKEN_FILE"
-                ) from None
-        verify: bool | str = environ.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false")
-        if verify and environ.get("CONSUL_CACERT"):
-            verify = environ["CONSUL_CACERT"]
-        cert = None
-        if environ.get("CONSUL_CLIENT_CERT") and environ.get("CONSUL_CLIENT_KEY"):
-            cert = (environ["CONSUL_CLIENT_CERT"], environ["CONSUL_CLIENT_KEY"])
-        self._client: Any = consul.Consul(
-            host=host, port=port, token=token or None, scheme=scheme, verify=verify, cert=cert
-        )
         # Where load() left off, so the watch's first query blocks instead of re-reading.
         self._index = 0
         self._seen: _Entries | None = None
