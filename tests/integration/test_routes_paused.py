@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -130,3 +131,31 @@ def test_routes_per_role_send_consumers_first_and_a_stale_epoch_is_refused(
     assert set(seen) == set(range(50))
     p.close()
     c.close()
+
+
+def test_min_dwell_holds_a_client_on_its_new_cluster_then_follows_the_newest_document(
+    two_cluster_control: ControlFile, topic: str
+) -> None:
+    p = shim_producer(
+        two_cluster_control, **{"kafkashim.cutover.min.dwell.ms": 4000, "kafkashim.cutover.jitter.ms": 300}
+    )
+    seq = iter(range(10_000))
+
+    def produce_until(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            p.produce(topic, encode(next(seq)))
+            p.poll(0.02)
+
+    two_cluster_control.flip("destination")
+    produce_until(lambda: p.cluster == "destination", "the first flip")
+    moved_at = time.monotonic()
+    for active in ("origin", "destination", "origin"):  # a flapping key
+        two_cluster_control.flip(active)
+        time.sleep(0.3)
+    produce_until(lambda: time.monotonic() - moved_at > 2.0, "two seconds")
+    assert p.cluster == "destination", "inside the dwell: no move"
+    produce_until(lambda: p.cluster == "origin", "the end of the dwell")
+    assert p.flush(30) == 0
+    p.close()

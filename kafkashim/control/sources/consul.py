@@ -46,6 +46,7 @@ lets ``CONSUL_HTTP_TOKEN`` override a token given to its constructor, so the var
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -62,6 +63,7 @@ from kafkashim.errors import (
     SourceAccessDeniedError,
     SourceUnavailableError,
 )
+from kafkashim.telemetry import logger
 
 _PREFIX: Final = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _RESERVED: Final = ("clients/", "history/")
@@ -266,6 +268,7 @@ class ConsulSource:
         reread = False  # the next query is a non-blocking read (after an early return, see the docstring)
         outage: str | None = None  # the outage last reported, until a query succeeds again
         rejected: str | None = None  # the invalid document last reported, until a valid one arrives
+        restored = False  # the index went backwards since the last document
         while not stop.is_set():
             delay = bucket.delay_s()
             if delay and stop.wait(delay):
@@ -292,6 +295,8 @@ class ConsulSource:
             reread = asked >= 1 and new_index == asked and self._clock() - started < self._wait_s * _EARLY_SHARE
             # blocking.mdx: reset when the index goes backwards (a snapshot restore, a new leader's log);
             # never block with an index below 1 (that returns at once, a busy loop).
+            if 1 <= new_index < index:
+                restored = True  # the store itself went back: its document is applied as a rollback
             index = 0 if new_index < index else max(new_index, 1)
             if stop.is_set() or _content(entries) == _content(self._seen):
                 continue
@@ -304,6 +309,17 @@ class ConsulSource:
                     on_error(exc)
                 continue
             rejected = None
+            if restored:
+                # A snapshot restore brings back the keys with their old ModifyIndexes, so the document's
+                # default epoch goes back too: it is the store's own state, not a stale copy of it.
+                logger.warning(
+                    "kafkashim: Consul at %s went back to an earlier index (a snapshot restore?): its document "
+                    "(epoch %d) is applied as a rollback",
+                    self.url,
+                    doc.epoch,
+                )
+                doc = dataclasses.replace(doc, rollback=True)
+                restored = False
             on_document(doc)
 
     def close(self) -> None:
