@@ -45,6 +45,7 @@ from kafkashim.cutover.routes import ClientIdentity, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
+from kafkashim.registry import attach as attach_registry
 from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
 
 H = TypeVar("H")
@@ -76,6 +77,7 @@ class CutoverEngine(Generic[H]):
         self._retry_timer: threading.Timer | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         self._plane = ControlPlane.acquire(settings)
+        attach_registry(self)  # the fleet registry (kafkashim/registry/): off the application's threads
 
     def start(self, handoff: HandOff[H]) -> H:
         """Open the first handle on the cluster the current document routes this client to; returns it.
