@@ -10,9 +10,12 @@ document (`kafkashim.registry.topics`). Each turn it:
 2. reads each live client's facts (state, cluster, epoch, mode, colour, the topic sets' version, the last
    cutover event): a tuple compared with what was last written, so an unchanged client costs a few
    attribute reads;
-3. writes the entries that changed, at most one write per entry per ``kafkashim.registry.min.interval.ms``
-   (leading edge: the first change after a quiet spell is written at once; the changes within the interval
-   are coalesced into one write at its end), and deletes the entries of closed clients; up to 64 of these
+3. writes the entries that changed, rate-limited per entry by a token bucket of 2 refilled once per
+   ``kafkashim.registry.min.interval.ms`` (a cutover's two changes, leaving steady and coming back, are
+   both written at once; a flapping client writes once per interval, its changes meanwhile coalesced into
+   that write), each 50 ms after it was seen (a settle window that lets a cutover's quick phases and the
+   other clients' changes of the same flip go out together), and deletes the entries of closed clients; up
+   to 64 of these
    operations per Consul transaction (``PUT /v1/txn``), so a process of 1,000 clients writes them all in 16
    requests.
 
@@ -57,6 +60,8 @@ _POLL_S: Final = 0.2
 _BACKOFF_BASE_S: Final = 0.5
 _EXIT_TIMEOUT_S: Final = 1.0
 _REFUSED_S: Final = 2.0
+_SETTLE_S: Final = 0.05
+_BURST: Final = 2.0
 
 
 @dataclass(eq=False)
@@ -73,6 +78,13 @@ class Member:
     written: tuple[Any, ...] | None = None
     """The facts of the last entry Consul accepted (None: nothing written under the current session)."""
     written_at: float = float("-inf")
+    tokens: float = 2.0
+    """Writes this entry may make now: a bucket of 2, one back per ``kafkashim.registry.min.interval.ms``,
+    so a cutover's two writes (leaving steady, back to steady) both go at once, and a flapping client
+    writes once per interval."""
+    tokens_at: float = float("-inf")
+    changed_at: float | None = None
+    """When the registrar first saw facts differing from the written ones (None: nothing pending)."""
     refused_until: float = 0.0
 
     def on_cutover(self, event: CutoverEvent) -> None:
@@ -231,8 +243,13 @@ class Registrar:
                 continue  # its first handle is being opened
             signature = (*facts, member.topics.version, member.events)
             if signature == member.written or now < member.refused_until:
+                member.changed_at = None
                 continue
-            due = member.written_at + self.min_interval_s
+            if member.changed_at is None:
+                member.changed_at = now
+            # A short settle window lets a cutover's quick succession of phases (and the other clients'
+            # changes of the same flip) go out as one write, in one transaction.
+            due = max(member.changed_at + _SETTLE_S, self._refill(member, now))
             if now < due:
                 next_due = min(next_due, due)
                 continue
@@ -241,6 +258,15 @@ class Registrar:
             ops.append(Op("lock", member.key, json.dumps(body, separators=(",", ":")).encode()))
             pending.append((member, signature))
         return ops, pending, next_due
+
+    def _refill(self, member: Member, now: float) -> float:
+        """Refill ``member``'s write bucket; when it may write next."""
+        if self.min_interval_s <= 0:
+            member.tokens = _BURST
+        else:
+            member.tokens = min(_BURST, member.tokens + (now - member.tokens_at) / self.min_interval_s)
+        member.tokens_at = now
+        return now if member.tokens >= 1 else now + (1 - member.tokens) * self.min_interval_s
 
     def _write(self, ops: list[Op], pending: list[tuple[Member, Any]], now: float) -> None:
         assert self.session is not None
@@ -261,7 +287,8 @@ class Registrar:
                 if signature is None:
                     self._forget(member)
                 else:
-                    member.written, member.written_at = signature, now
+                    member.written, member.written_at, member.changed_at = signature, now, None
+                    member.tokens -= 1
 
     def _forget(self, member: Member) -> None:
         with self._lock:
