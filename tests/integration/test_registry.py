@@ -270,3 +270,16 @@ def test_a_consul_outage_does_not_touch_the_traffic(
         assert "reg-outage" in entries(fleet)
     finally:
         producer.close()
+
+
+def test_registry_keys_count_neither_towards_the_document_size_nor_as_a_change(consul_kit: ConsulKit) -> None:
+    from tests.planes import follow
+
+    consul_kit.write("a", {"a": {"bootstrap.servers": "kafka-a:9092"}, "b": {"bootstrap.servers": "kafka-b:9092"}})
+    with follow(consul_kit.url) as f:
+        for i in range(3):  # 1.2 MB of entries: more than a document may hold (1 MiB)
+            consul_kit.sre.kv.put(f"{consul_kit.prefix}/clients/big-{i}", json.dumps({"pad": "x" * 400_000}))
+        time.sleep(0.5)
+        assert f.docs == []  # registry writes are not document changes
+        consul_kit.flip("b")
+        assert f.wait_for(lambda d: d.active == "b").active == "b"  # and the document is still read
