@@ -13,9 +13,10 @@ document (`kafkashim.registry.topics`). Each turn it:
 3. writes the entries that changed, rate-limited per entry by a token bucket of 2 refilled once per
    ``kafkashim.registry.min.interval.ms`` (a cutover's two changes, leaving steady and coming back, are
    both written at once; a flapping client writes once per interval, its changes meanwhile coalesced into
-   that write), each 50 ms after it was seen (a settle window that lets a cutover's quick phases and the
-   other clients' changes of the same flip go out together), and deletes the entries of closed clients; up
-   to 64 of these
+   that write), each 50 ms after it was seen (a settle window that lets the changes of every client of
+   the process in one flip go out together; 250 ms for a phase inside a cutover, so a quick cutover is
+   written as its result alone and one that hangs as its phase), and deletes the entries of closed
+   clients; up to 64 of these
    operations per Consul transaction (``PUT /v1/txn``), so a process of 1,000 clients writes them all in 16
    requests.
 
@@ -61,6 +62,9 @@ _BACKOFF_BASE_S: Final = 0.5
 _EXIT_TIMEOUT_S: Final = 1.0
 _REFUSED_S: Final = 2.0
 _SETTLE_S: Final = 0.05
+# A client in the middle of a cutover is written only if it is still there after this long: a quick
+# cutover shows up as its result alone, one that hangs (a destination that does not answer) as its phase.
+_CUTOVER_SETTLE_S: Final = 0.25
 _BURST: Final = 2.0
 
 
@@ -249,7 +253,8 @@ class Registrar:
                 member.changed_at = now
             # A short settle window lets a cutover's quick succession of phases (and the other clients'
             # changes of the same flip) go out as one write, in one transaction.
-            due = max(member.changed_at + _SETTLE_S, self._refill(member, now))
+            settle = _SETTLE_S if facts[0] in ("steady", "closed") else _CUTOVER_SETTLE_S
+            due = max(member.changed_at + settle, self._refill(member, now))
             if now < due:
                 next_due = min(next_due, due)
                 continue
