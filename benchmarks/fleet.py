@@ -130,7 +130,15 @@ def worker(args: argparse.Namespace) -> None:
         name = f"w{args.worker}-{i}"
         conf = {"kafkashim.source": args.url, "client.id": name, **settings}
         if args.kind == "producer":
-            client = kafkashim.Producer(conf, **{"test.mock.num.brokers": 1})
+            # librdkafka's mock cluster: every handle (each cutover's new one too) starts its own broker.
+            client = kafkashim.Producer(
+                conf,
+                **{
+                    "test.mock.num.brokers": 1,
+                    "kafkashim.allow.local.override": "bootstrap.servers",
+                    "bootstrap.servers": "ignored:9092",
+                },
+            )
             clients.append(client)
             engine = client._engine
         else:
