@@ -127,7 +127,7 @@ def worker(args: argparse.Namespace) -> None:
     engines: list[Any] = []
     clients: list[Any] = []
     for i in range(args.clients):
-        name = f"w{args.worker}-{i}"
+        name = f"{args.tag}-w{args.worker}-{i}"
         conf = {"kafkashim.source": args.url, "client.id": name, **settings}
         if args.kind == "producer":
             # librdkafka's mock cluster: every handle (each cutover's new one too) starts its own broker.
@@ -189,11 +189,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Worker:
-    def __init__(self, index: int, url: str, clients: int, settings: dict[str, Any], kind: str) -> None:
+    def __init__(self, index: int, url: str, clients: int, settings: dict[str, Any], kind: str, tag: str) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "benchmarks.fleet", "--worker", str(index), "--url", url,
-                "--clients", str(clients), "--settings", json.dumps(settings), "--kind", kind,
+                "--clients", str(clients), "--settings", json.dumps(settings), "--kind", kind, "--tag", tag,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -252,8 +252,13 @@ class RegistryWatch:
                 self.latest[body["client.id"]] = body
                 self.seen.setdefault((body["client.id"], body["cluster"], body["epoch"]), now)
 
-    def count(self, cluster: str, epoch: int) -> int:
-        return sum(1 for b in list(self.latest.values()) if b["cluster"] == cluster and b["epoch"] == epoch)
+    def count(self, cluster: str, epoch: int, tag: str) -> int:
+        """Clients of fleet ``tag`` the registry shows on ``cluster`` at ``epoch``."""
+        return sum(
+            1
+            for cid, b in list(self.latest.items())
+            if cid.startswith(f"{tag}-") and b["cluster"] == cluster and b["epoch"] == epoch
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -314,15 +319,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per = [
         args.clients // args.processes + (1 if i < args.clients % args.processes else 0) for i in range(args.processes)
     ]
-    started = time.monotonic()
     workers: list[Worker] = []
-    try:
+    target = "a"
+
+    def start(tag: str, jitter: int) -> None:
+        """Start the fleet (the jitter setting only where this kafkashim has it) and wait for its entries."""
+        extra = {"kafkashim.cutover.jitter.ms": jitter} if jitter_supported else {}
         for i, n in enumerate(per):
-            workers.append(Worker(i, url, n, settings, args.kind))
+            workers.append(Worker(i, url, n, {**settings, **extra}, args.kind, tag))
         for w in workers:
             w.wait_ready()
-        while watch.count("a", _epoch(sre, prefix)) < args.clients:
+        while watch.count(target, _epoch(sre, prefix), tag) < args.clients:
             time.sleep(0.05)
+
+    def stop() -> None:
+        for w in workers:
+            w.quit()
+        workers.clear()
+
+    try:
+        started = time.monotonic()
+        start("j0", 0)
         result["startup_s"] = round(time.monotonic() - started, 2)
         growth = [(w.ready["rss_after_kib"] - w.ready["rss_before_kib"]) / n for w, n in zip(workers, per, strict=True)]
         result["memory_per_client_kib"] = round(statistics.mean(growth), 1)
@@ -335,19 +352,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         steady = _rate(before, after, args.steady_s)
         result["steady_requests_per_s"] = {k: round(v, 3) for k, v in steady.items()}
         result["steady_requests_per_client_per_min"] = round(steady["total"] * 60 / args.clients, 4)
-        # Flips.
+        # Flips: jitter off, then (a new fleet) jitter on, when this kafkashim has the setting.
         flips: list[dict[str, Any]] = []
         jitters = [0] + ([args.jitter_ms] if jitter_supported and args.jitter_ms else [])
-        target = "a"
         for jitter in jitters:
+            if jitter:
+                stop()
+                start(f"j{jitter}", jitter)
             for _ in range(args.flips):
                 target = "b" if target == "a" else "a"
-                flips.append(_flip(sre, prefix, workers, watch, target, args.clients, jitter))
+                flips.append(_flip(sre, prefix, workers, watch, target, args.clients, jitter, f"j{jitter}"))
         result["flips"] = flips
     finally:
         watch.stop()
-        for w in workers:
-            w.quit()
+        stop()
         sre.kv.delete(f"{prefix}/", recurse=True)
         sre.kv.delete(f"{registry_prefix}/", recurse=True)
         if double is not None:
@@ -361,16 +379,21 @@ def _epoch(sre: Any, prefix: str) -> int:
 
 
 def _flip(
-    sre: Any, prefix: str, workers: list[Worker], watch: RegistryWatch, target: str, n: int, jitter: int
+    sre: Any,
+    prefix: str,
+    workers: list[Worker],
+    watch: RegistryWatch,
+    target: str,
+    n: int,
+    jitter: int,
+    tag: str,
 ) -> dict[str, Any]:
-    # Jitter flips would set kafkashim.cutover.jitter.ms through the workers' settings; only reached when
-    # the setting exists (see run()).
     before = _sum_counts(workers)
     t0 = time.time()
     sre.kv.put(f"{prefix}/active", target)
     epoch = _epoch(sre, prefix)
     deadline = time.monotonic() + 120
-    while watch.count(target, epoch) < n and time.monotonic() < deadline:
+    while watch.count(target, epoch, tag) < n and time.monotonic() < deadline:
         time.sleep(0.01)
     converged_at = time.time()
     time.sleep(1.0)
@@ -381,7 +404,11 @@ def _flip(
         for key, at in w.ask("done").items():
             if key.endswith(f"@{epoch}"):
                 engine_times.append(at - t0)
-    registry_times = [at - t0 for (cid, cluster, e), at in list(watch.seen.items()) if cluster == target and e == epoch]
+    registry_times = [
+        at - t0
+        for (cid, cluster, e), at in list(watch.seen.items())
+        if cid.startswith(f"{tag}-") and cluster == target and e == epoch
+    ]
     flip = {
         "to": target,
         "jitter_ms": jitter,
@@ -413,6 +440,7 @@ def main() -> None:
     parser.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="j0", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker >= 0:
         worker(args)
