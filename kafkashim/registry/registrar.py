@@ -179,18 +179,24 @@ class Registrar:
     def _run(self) -> None:
         """Until stopped: one turn, then wait for a wake-up or the next due time. Supervised."""
         while not self._stop.is_set():
+            requests_before = self.consul.requests
             try:
                 wait_s = self._turn()
-                self._healthy()
+                if self.consul.requests != requests_before:
+                    self._healthy()  # only a turn that reached Consul says it is back
             except ConsulError as exc:
                 self._unreachable(exc)
-                wait_s = self._backoff.next_delay_s()
             except Exception as exc:  # noqa: BLE001 - supervised: nothing may end the registry thread
                 self._crashed(exc)
-                wait_s = self._backoff.next_delay_s()
-            if self._stop.is_set():
+            else:
+                if self._stop.is_set():
+                    return
+                self._wake.wait(max(0.0, wait_s))
+                self._wake.clear()
+                continue
+            # Backing off: client changes meanwhile do not wake the thread (no retry storm during an outage).
+            if self._stop.wait(self._backoff.next_delay_s()):
                 return
-            self._wake.wait(max(0.0, wait_s))
             self._wake.clear()
 
     def _turn(self) -> float:

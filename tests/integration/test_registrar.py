@@ -145,3 +145,26 @@ def test_an_exception_in_the_thread_is_logged_and_the_thread_goes_on(
     assert any(t.name == "kafkashim-registry" for t in threading.enumerate())
     del engine  # a client garbage-collected without close(): its member is dropped, the registrar retires
     wait_until(lambda: not registrar._thread.is_alive(), what="the registrar to retire")
+
+
+def test_during_an_outage_changes_do_not_cause_a_retry_storm_nor_a_false_recovery(
+    double: ConsulDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = _url(double)
+    engine = StandIn(url, "patient", **{"kafkashim.registry.min.interval.ms": 0})
+    Registrar.join(url, engine)
+    wait_until(lambda: "patient" in _entries(double, url), what="the entry")
+    registrar = next(r for r in Registrar.registrars() if r.url.endswith(url.split("/", 3)[3]))
+    with caplog.at_level(logging.INFO, logger="kafkashim"):
+        double.stop()
+        before = registrar.consul.requests
+        for epoch in range(2, 102):  # a client changing all the time while Consul is down
+            engine.epoch = epoch
+            registrar.wake()
+            time.sleep(0.02)
+        attempts = registrar.consul.requests - before
+        assert 1 <= attempts <= 6, attempts  # back-off 0.5 s doubling over 2 s, whatever the wake-ups
+        assert not any("reaches Consul" in r.getMessage() for r in caplog.records)
+        double.start()
+        wait_until(lambda: _entries(double, url).get("patient", {}).get("epoch") == 101, what="the last epoch")
+    assert any("reaches Consul" in r.getMessage() for r in caplog.records)
