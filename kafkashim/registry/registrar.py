@@ -116,7 +116,6 @@ class Registrar:
         self.prefix = self.consul.prefix
         self.ttl_s = settings.seconds(settings.registry_ttl_ms)
         self.min_interval_s = settings.seconds(settings.registry_min_interval_ms)
-        self.topics_interval_ms = settings.registry_topics_interval_ms
         self._backoff = Backoff(_BACKOFF_BASE_S, max(_BACKOFF_BASE_S, settings.seconds(settings.source_backoff_max_ms)))
         self._members: list[Member] = []
         self._joined: list[Member] = []
@@ -154,7 +153,7 @@ class Registrar:
             )
             with registrar._lock:
                 registrar._joined.append(member)
-        member.topics.install(engine.app_conf, registrar.topics_interval_ms)
+        member.topics.install(engine.app_conf, engine.settings.registry_topics_interval_ms)
         engine.add_listener(member.on_cutover)
         observe = getattr(engine, "add_state_observer", None)  # the lead's hook (spec §3), when present
         if callable(observe):
