@@ -189,6 +189,19 @@ def _parse_color(key: str, raw: object) -> str:
     return value
 
 
+def _parse_registry_url(key: str, raw: object) -> str:
+    if isinstance(raw, str) and not raw.strip():
+        return ""  # off (the default for a non-Consul source)
+    value = _parse_str(key, raw)
+    if not value.startswith("consul://"):
+        raise ConfigurationError(
+            f"{key}={value!r}: use a consul:// URL such as consul://127.0.0.1:8500/kafkashim/prod "
+            "(consul:///kafkashim/prod takes the address from CONSUL_HTTP_ADDR)",
+            key=key,
+        )
+    return value
+
+
 # None by default: which files and variables a control document may read is the application's decision
 # (docs/security.md). kafkashim's own credentials are never readable, whatever these say.
 DEFAULT_SECRET_FILE_ROOTS: Final[tuple[str, ...]] = ()
@@ -237,6 +250,11 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.security.allow.cleartext.credentials": _Spec("security_allow_cleartext_credentials", _parse_bool, False),
     "kafkashim.security.allow.document.ca": _Spec("security_allow_document_ca", _parse_bool, False),
     "kafkashim.security.allow.gssapi": _Spec("security_allow_gssapi", _parse_bool, False),
+    "kafkashim.registry": _Spec("registry", _parse_bool, True),
+    "kafkashim.registry.consul": _Spec("registry_consul", _parse_registry_url, ""),
+    "kafkashim.registry.ttl.ms": _Spec("registry_ttl_ms", _int(1_000, _DAY_MS), 120_000),
+    "kafkashim.registry.min.interval.ms": _Spec("registry_min_interval_ms", _int(0, _HOUR_MS), 500),
+    "kafkashim.registry.topics.interval.ms": _Spec("registry_topics_interval_ms", _int(0, _DAY_MS), 60_000),
 }
 
 
@@ -280,6 +298,11 @@ class ShimSettings:
     security_allow_cleartext_credentials: bool = False
     security_allow_document_ca: bool = False
     security_allow_gssapi: bool = False
+    registry: bool = True
+    registry_consul: str = ""
+    registry_ttl_ms: int = 120_000
+    registry_min_interval_ms: int = 500
+    registry_topics_interval_ms: int = 60_000
 
     @staticmethod
     def seconds(milliseconds: int) -> float:

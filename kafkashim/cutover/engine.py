@@ -46,6 +46,7 @@ from kafkashim.cutover.routes import ClientIdentity, Mode, Route, resolve_route
 from kafkashim.cutover.states import CutoverModel, Event, Phase
 from kafkashim.errors import ShimError
 from kafkashim.offsets.strategies import PartitionMove
+from kafkashim.registry import attach as attach_registry
 from kafkashim.telemetry import CutoverSpan, logger, register_client, statistics_bridge, unregister_client
 
 H = TypeVar("H")
@@ -86,6 +87,7 @@ class CutoverEngine(Generic[H]):
         """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
+        attach_registry(self)  # the fleet registry (kafkashim/registry/): off the application's threads
 
     def start(self, handoff: HandOff[H]) -> H:
         """Open the first handle on the cluster the current document routes this client to; returns it.

@@ -17,9 +17,19 @@ Reproduced:
 - ``PUT`` with ``?cas=`` (0 = create only), ``?acquire=`` / ``?release=`` (400 when combined with cas),
   ``?flags=``; body ``true`` / ``false``; 413 above 512 KiB. ``DELETE`` with ``?recurse`` / ``?cas=``.
 - Sessions: create (field names case-insensitive, as py-consul sends them lower-case), renew (404 ``Session
-  id '…' not found``), destroy (``true`` even when unknown), info (``[]`` when unknown). TTL 10s to 86400s;
-  an expired session is invalidated after TTL (Consul may take up to twice the TTL), releasing or, with
-  ``Behavior=delete``, deleting the keys it holds.
+  id '…' not found``), destroy (``true`` even when unknown), info (``[]`` when unknown). TTL 10s to 86400s
+  (outside: **500** ``Invalid Session TTL``, as Consul 1.16 answers; ``min_ttl_s`` lowers the minimum for
+  tests that must not wait, and those tests skip or use 10 s against a real Consul). An expired session is
+  invalidated **twice its TTL** after its last create/renew, as Consul 1.16 does (its timer is armed at
+  TTL x ``SessionTTLMultiplier`` = 2: a TTL-10s session's key went after 20.06 s); ``ttl_multiplier`` picks
+  another point of (TTL, 2 TTL], the window Consul documents. Invalidation releases the session's keys or,
+  with ``Behavior=delete``, deletes them.
+- Lock-delay (``LockDelay``, default 15 s; a number below 1000 is seconds, from 1000 on nanoseconds, as
+  ``FixupLockDelay`` reads it; ``0`` turns it off): for that long after a session is invalidated, acquiring
+  a key it held answers ``false``, by ``?acquire=`` or by a transaction's ``lock``.
+- Transactions: ``PUT /v1/txn`` with KV verbs ``set``, ``lock``, ``unlock``, ``delete``, at most 64
+  operations (more: 413); all or nothing: a failed operation answers **409** ``{"Results": null,
+  "Errors": [{"OpIndex", "What"}]}`` and applies nothing.
 - ACLs (on by default): tokens in ``X-Consul-Token`` or ``Authorization: Bearer``; a management token and
   tokens limited to key prefixes with read/write; unknown token → 403 ``ACL not found``; missing
   permission on a single key → 403 ``Permission denied: token with AccessorID '…' lacks permission
@@ -30,8 +40,9 @@ Reproduced:
   returns at once carrying the *old* index and the old entries, as a real Consul 1.16 was seen to do; the
   next blocking query on that old index then waits its whole wait.
 
-Not reproduced: raft, multiple datacenters, the catalog, health checks bound to sessions, lock-delay
-enforcement, transactions, the ACL HTTP API (tokens are made with `add_token`), 429 rate limiting.
+Not reproduced: raft, multiple datacenters, the catalog, health checks bound to sessions (a session here
+has no node or checks), the other transaction verbs (``cas``, ``get``, ``check-*``, …) and non-KV
+operations, the ACL HTTP API (tokens are made with `add_token`), 429 rate limiting.
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ MANAGEMENT = "management"
 _MAX_VALUE_BYTES = 512 * 1024
 _DEFAULT_WAIT_S = 300.0
 _MAX_WAIT_S = 600.0
+_TXN_MAX_OPS = 64  # agent/txn_endpoint.go maxTxnOps
 _ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -65,6 +77,15 @@ def parse_duration_s(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(text)
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def _lock_delay_s(value: object) -> float:
+    """``LockDelay``: a duration string, or a number: seconds below 1000, nanoseconds from 1000 on, as
+    Consul's ``FixupLockDelay`` reads it."""
+    if isinstance(value, str):
+        return parse_duration_s(value)
+    number = float(value)  # type: ignore[arg-type]
+    return number if number < 1000 else number / 1e9
 
 
 @dataclass
@@ -132,9 +153,20 @@ class Token:
 class ConsulDouble:
     """State and HTTP routes of one single-node "Consul"."""
 
-    def __init__(self, *, acl: bool = True, jitter: bool = True) -> None:
+    def __init__(
+        self, *, acl: bool = True, jitter: bool = True, ttl_multiplier: float = 2.0, min_ttl_s: float = 10.0
+    ) -> None:
+        if not 1.0 < ttl_multiplier <= 2.0:
+            raise ValueError("a session is reaped within (TTL, 2xTTL]: ttl_multiplier must be in (1, 2]")
         self.acl = acl
         self.jitter = jitter
+        # Consul 1.16 arms a session's timer at TTL x 2 (structs.SessionTTLMultiplier) on create and renew:
+        # a TTL-10s session's key was seen going after 20.06 s. Tests that want it sooner may lower it.
+        self.ttl_multiplier = ttl_multiplier
+        # Consul refuses a TTL below 10 s; a test double may accept shorter ones (tests that use one skip or
+        # use 10 s against a real Consul).
+        self.min_ttl_s = min_ttl_s
+        self._lock_delays: dict[str, float] = {}  # key -> monotonic time until which acquiring it fails
         self.management_token = str(uuid.uuid4())
         self._tokens: dict[str, Token] = {self.management_token: Token(str(uuid.uuid4()), {MANAGEMENT: "write"})}
         self._kv: dict[str, Entry] = {}
@@ -197,6 +229,8 @@ class ConsulDouble:
             return self._kv_route(req, path[len("/v1/kv/") :])
         if path.startswith("/v1/session/"):
             return self._session_route(req, path[len("/v1/session/") :])
+        if path == "/v1/txn" and req.method == "PUT":
+            return self._txn(req)
         if path == "/v1/status/leader":
             return Response(200, f"127.0.0.1:{self.server.port}")
         return Response(404, f"unknown endpoint {path}", as_json=False)
@@ -353,7 +387,7 @@ class ConsulDouble:
                 session = self._sessions.get(session_id)
                 if session is None:
                     return Response(500, f'invalid session "{session_id}"', as_json=False)
-                if "acquire" in q and entry is not None and entry.session not in (None, session_id):
+                if "acquire" in q and not self._may_acquire(key, entry, session_id):
                     return Response(200, False)
                 if "release" in q and (entry is None or entry.session != session_id):
                     return Response(200, False)
@@ -389,6 +423,61 @@ class ConsulDouble:
             self._changed.notify_all()
         return Response(200, True)
 
+    # ---------------------------------------------------------------------------- transactions
+    def _txn(self, req: Request) -> Response:
+        """``PUT /v1/txn`` with KV operations ``set``, ``lock``, ``unlock``, ``delete``: all or nothing."""
+        ops = req.json()
+        if not isinstance(ops, list):
+            return Response(400, "Failed to parse body: expected a list of operations", as_json=False)
+        if len(ops) > _TXN_MAX_OPS:
+            return Response(
+                413, f"Transaction contains too many operations ({len(ops)} > {_TXN_MAX_OPS})", as_json=False
+            )
+        parsed: list[tuple[str, str, bytes, str]] = []
+        for op in ops:
+            kv = op.get("KV") if isinstance(op, dict) else None
+            if not isinstance(kv, dict) or kv.get("Verb") not in ("set", "lock", "unlock", "delete"):
+                return Response(400, f"Failed to parse body: unsupported operation {op!r}", as_json=False)
+            key = str(kv.get("Key") or "")
+            denied = self._denied(req, key, "write")
+            if denied is not None:
+                return denied
+            value = base64.b64decode(kv["Value"]) if kv.get("Value") else b""
+            parsed.append((str(kv["Verb"]), key, value, str(kv.get("Session") or "")))
+        with self._changed:
+            errors = []
+            for i, (verb, key, _, sid) in enumerate(parsed):
+                entry = self._kv.get(key)
+                if verb in ("lock", "unlock") and sid not in self._sessions:
+                    errors.append({"OpIndex": i, "What": f'failed to lock key "{key}": invalid session "{sid}"'})
+                elif verb == "lock" and not self._may_acquire(key, entry, sid):
+                    errors.append({"OpIndex": i, "What": f'failed to lock key "{key}", lock is already held'})
+                elif verb == "unlock" and (entry is None or entry.session != sid):
+                    errors.append({"OpIndex": i, "What": f'failed to unlock key "{key}", lock is not held'})
+            if errors:
+                return Response(409, {"Results": None, "Errors": errors})
+            self._index += 1
+            results = []
+            for verb, key, value, sid in parsed:
+                if verb == "delete":
+                    if self._kv.pop(key, None) is not None:
+                        self._tombstones[key] = self._index
+                    continue
+                entry = self._kv.get(key)
+                if entry is None:
+                    entry = self._kv[key] = Entry(self._index, self._index, value)
+                else:
+                    entry.modify_index, entry.value = self._index, value
+                if verb == "lock" and entry.session != sid:
+                    entry.lock_index += 1
+                    entry.session = sid
+                elif verb == "unlock":
+                    entry.session = None
+                self._tombstones.pop(key, None)
+                results.append({"KV": {**entry.as_json(key), "Value": None}})
+            self._changed.notify_all()
+        return Response(200, {"Results": results, "Errors": None}, self._headers(self._index))
+
     # ------------------------------------------------------------------------------- sessions
     def _session_route(self, req: Request, rest: str) -> Response:
         op, _, sid = rest.partition("/")
@@ -396,8 +485,13 @@ class ConsulDouble:
             body = {str(k).lower(): v for k, v in (req.json() or {}).items()}
             ttl_text = str(body.get("ttl") or "")
             ttl_s = parse_duration_s(ttl_text) if ttl_text else 0.0
-            if ttl_text and not 10 <= ttl_s <= 86400:
-                return Response(400, f"Invalid Session TTL '{ttl_text}', must be between [10s=24h0m0s]", as_json=False)
+            if ttl_text and not self.min_ttl_s <= ttl_s <= 86400:
+                # Consul 1.16 answers 500 here (seen), not 400.
+                return Response(
+                    500,
+                    f"Invalid Session TTL '{ttl_s * 1e9:.0f}', must be between [{self.min_ttl_s:g}s=24h0m0s]",
+                    as_json=False,
+                )
             behavior = str(body.get("behavior") or "release")
             if behavior not in ("release", "delete"):
                 return Response(400, f"Invalid Behavior setting '{behavior}'", as_json=False)
@@ -409,7 +503,7 @@ class ConsulDouble:
                     name=str(body.get("name") or ""),
                     ttl_s=ttl_s,
                     behavior=behavior,
-                    lock_delay_s=parse_duration_s(delay) if isinstance(delay, str) else float(delay) / 1e9,
+                    lock_delay_s=_lock_delay_s(delay),
                     create_index=self._index,
                 )
                 self._sessions[session.id] = session
@@ -431,6 +525,17 @@ class ConsulDouble:
                 return Response(200, [session.as_json()] if session else [], self._headers(self._index))
         return Response(405, "method not allowed", as_json=False)
 
+    def _may_acquire(self, key: str, entry: Entry | None, session_id: str) -> bool:
+        """Under the lock: a key held by another session, or within the lock-delay of a session that held
+        it and was invalidated, cannot be acquired (Consul answers ``false``)."""
+        if entry is not None and entry.session not in (None, session_id):
+            return False
+        until = self._lock_delays.get(key)
+        if until is not None and time.monotonic() < until:
+            return False
+        self._lock_delays.pop(key, None)
+        return True
+
     def _invalidate(self, sid: str) -> None:
         session = self._sessions.pop(sid, None)
         if session is None:
@@ -438,6 +543,8 @@ class ConsulDouble:
         self._index += 1
         for key, entry in list(self._kv.items()):
             if entry.session == sid:
+                if session.lock_delay_s > 0:
+                    self._lock_delays[key] = time.monotonic() + session.lock_delay_s
                 if session.behavior == "delete":
                     del self._kv[key]
                     self._tombstones[key] = self._index
@@ -451,5 +558,5 @@ class ConsulDouble:
             now = time.monotonic()
             with self._changed:
                 for sid, s in list(self._sessions.items()):
-                    if s.ttl_s and now - s.renewed_at > s.ttl_s:
+                    if s.ttl_s and now - s.renewed_at > s.ttl_s * self.ttl_multiplier:
                         self._invalidate(sid)

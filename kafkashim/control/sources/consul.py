@@ -232,8 +232,13 @@ class ConsulSource:
                 f"Consul at {self.url} sent X-Consul-Index {raw_index!r}", source=self.url
             ) from None
         entries: _Entries = {}
+        # The fleet registry's keys are not the document's: left out here, they neither count towards its
+        # size limit nor make an unchanged document look changed (every registry write wakes this query).
+        reserved = tuple(f"{self.prefix}/{r}" for r in _RESERVED)
         try:
             for item in items or []:
+                if str(item["Key"]).startswith(reserved):
+                    continue
                 entries[str(item["Key"])] = (item.get("Value"), int(item.get("ModifyIndex", 0)))
         except (TypeError, ValueError, KeyError, AttributeError):
             raise SourceUnavailableError(
