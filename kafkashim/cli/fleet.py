@@ -1,8 +1,7 @@
 """The fleet as the registry reports it (``<prefix>/clients/<id>``, spec §4), and whether it follows the document.
 
-LEAD — WIRING POINT (registry): entries are read as JSON objects in the spec §4 format, written by the
-registry (kafkashim/registry/, another branch). `parse_entry` is the only reader of that format; if the
-registry's field names change, change them here.
+Entries are the JSON objects `kafkashim.registry.entry` writes; `parse_entry` is the only reader of that
+format in the command line, and tests/integration/test_cli_registry.py reads real clients' entries with it.
 
 A client has *converged* on a document when it reports the cluster and mode the document's route gives it
 (`kafkashim.cli.routing.resolve`; a paused client may be on any cluster) and is not in the middle of a

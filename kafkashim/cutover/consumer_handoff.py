@@ -136,6 +136,8 @@ class ConsumerHandOff:
         self._want = Mode.ACTIVE
         self._starts: dict[tuple[str, int], int] = {}
         self._standby_drain: _StandbyDrain | None = None
+        self._assigned_once = False
+        """The current handle's group has assigned this member its partitions (an empty set counts)."""
         """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
         """What they should be set to. librdkafka's pause()/resume() called from another thread while the
         application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
@@ -349,6 +351,10 @@ class ConsumerHandOff:
         quiet_s = settings.seconds(settings.cutover_drain_quiet_ms)
         if now < self._next_drain_check or now - self._last_message_at < quiet_s:
             return True
+        if self.topics is not None and not self._assigned_once:
+            # Subscribed but the group has not assigned anything yet: an empty assignment has no lag, and
+            # leaving now would leave every message of the old cluster behind (the move came while joining).
+            return True
         self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
         if unread_messages(engine.handle, engine.app_conf, self._starts) > 0:
             return True
@@ -389,6 +395,7 @@ class ConsumerHandOff:
             return
         self._mode = self._want = Mode.ACTIVE  # a new handle fetches until positioned in the target's mode
         self._starts = {}
+        self._assigned_once = False
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
@@ -590,6 +597,7 @@ class ConsumerHandOff:
         return call
 
     def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned_once = True
         joining = self._joining if partitions else None
         moves: tuple[PartitionMove, ...] = ()
         if joining is not None:

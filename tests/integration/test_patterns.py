@@ -131,11 +131,18 @@ def test_stop_restart_repeat_consumers_first_then_producers_under_load(
         two_cluster_control.write("origin", routes={"consumer": "paused"})
         wait_for(lambda: all(c.mode is Mode.PAUSED for c in fleet.consumers), "consumers to pause")
         time.sleep(1.0)  # auto commit (200 ms) of the last messages handed over
-        wait_for(
-            lambda: committed_on(destination, fleet.group, topic) == committed_on(origin, fleet.group, topic),
-            "MM2 to sync the final offsets",
-            60,
-        )
+        # MM2 syncs the group's final offsets within a second or two; under load on the topic it may translate
+        # them conservatively (an offset at or just after the last offset sync it kept), never past them.
+        synced: list[list[int]] = [[-1]]
+
+        def stable() -> bool:
+            now = committed_on(destination, fleet.group, topic)
+            settled = now == synced[0] and min(now) >= 0
+            synced[0] = now
+            time.sleep(1.5)
+            return settled
+
+        wait_for(stable, "MM2 to sync the final offsets", 60)
     # 1. consumers move first; producers keep writing to the origin, replicated to the destination
     two_cluster_control.write("origin", routes={"consumer": "destination"})
     wait_for(lambda: all(c.cluster == "destination" for c in fleet.consumers), "consumers to move", 120)
@@ -159,9 +166,7 @@ def test_stop_restart_repeat_consumers_first_then_producers_under_load(
     for m in (m for e in consumer_events for m in e.partitions if m.source in ("mm2", "committed")):
         started[m.partition] = min(started.get(m.partition, m.new_position), m.new_position)
     expected = sum(max(0, left_at[p] - started[p]) for p in started)
-    if replication == "mm2-offset-sync-paused":
-        assert fleet.tally.duplicated() == expected == 0, (fleet.tally.duplicated(), expected)
-    elif replication == "mm2-offset-sync":
+    if replication.startswith("mm2-offset-sync"):
         assert fleet.tally.duplicated() == expected, (fleet.tally.duplicated(), expected, left_at, started)
     else:
         # With translation a member that gets a partition after a rebalance on the destination positions
