@@ -96,16 +96,25 @@ class Cluster:
         found = {tp.partition: f.result(timeout=self.timeout_s).offset for tp, f in futures.items()}
         return [int(found[p]) for p in range(partitions)]
 
-    def committed(self, group: str) -> dict[str, int]:
-        """Topic → number of partitions with a committed offset for ``group`` on this cluster."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
+    def committed(self, group: str, topics: Iterable[str]) -> dict[str, int]:
+        """Topic → number of partitions with a committed offset for ``group`` on this cluster, for ``topics``
+        (those that exist here). Read with a consumer that never joins the group: the AdminClient's
+        list_consumer_group_offsets crashed the process (SIGSEGV) on a young cluster's coordinator errors
+        (confluent-kafka-python issue #1982), and a preflight must not."""
+        from confluent_kafka import Consumer, TopicPartition
 
-        futures = self.admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout_s
-        )
-        result = futures[group].result(timeout=self.timeout_s)
+        existing = self.topics()
+        wanted = [TopicPartition(t, p) for t in sorted(set(topics)) if t in existing for p in range(existing[t])]
+        if not wanted:
+            return {}
+        conf: dict[str, Any] = {str(k): v for k, v in self.profile.client_properties().items()}
+        reader = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
+        try:
+            found = reader.committed(wanted, timeout=self.timeout_s)
+        finally:
+            reader.close()
         counts: dict[str, int] = {}
-        for tp in result.topic_partitions or []:
+        for tp in found:
             if tp.offset >= 0:
                 counts[tp.topic] = counts.get(tp.topic, 0) + 1
         return counts
@@ -247,8 +256,9 @@ def _lag(origin: Cluster, dest: Cluster, topic: str, names: list[str], partition
 def _group_checks(dest: Cluster, clients: list[Client], target: str) -> list[Check]:
     checks: list[Check] = []
     for group in sorted({c.group_id for c in clients if c.role == "consumer" and c.group_id}):
+        consumed = {t for c in clients if c.group_id == group for t in c.consumed}
         try:
-            counts = dest.committed(group)
+            counts = dest.committed(group, consumed)
         except Exception as exc:  # noqa: BLE001 - a failed read is reported, not fatal
             checks.append(Check(f"offsets {group}", WARN, f"cannot read committed offsets: {dest.error(exc)}"))
             continue

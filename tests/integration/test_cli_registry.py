@@ -91,7 +91,20 @@ def test_the_cli_moves_real_registered_clients_through_stop_wait_restart(
         time.sleep(0.2)
     assert status["summary"]["total"] == 2 and status["summary"]["by"]["cluster"] == {"origin": 2}, status
 
-    code, out = run(consul_kit, "flip", "destination", "--pattern", "stop-wait-restart", "--wait", "--timeout", "90")
+    # The shared test clusters hold other tests' topics: preflight checks this test's topic only.
+    code, out = run(consul_kit, "preflight", "destination", "--topic", topic)
+    assert code == 0 and out["passed"], out
+    code, out = run(
+        consul_kit,
+        "flip",
+        "destination",
+        "--pattern",
+        "stop-wait-restart",
+        "--wait",
+        "--timeout",
+        "90",
+        "--skip-preflight",
+    )
     assert (code, out["outcome"]) == (0, "completed"), out
     assert producer.cluster == consumer.cluster == "destination" and producer.mode is Mode.ACTIVE
     code, status = run(consul_kit, "status")
