@@ -199,6 +199,8 @@ class ConsumerHandOff:
     # ------------------------------------------------------------------------ paused / standby
     def set_mode(self, mode: Mode) -> None:
         settings = self._engine.settings
+        if mode is self._want and self._standby_drain is None:
+            return
         self._standby_drain = None
         if mode is Mode.STANDBY and self._want is Mode.ACTIVE and settings.cutover_drain:
             # Blue/green: the set that stops being live first reads what its producers wrote (lag 0, then
@@ -226,8 +228,9 @@ class ConsumerHandOff:
             return msg
         self._sync_fetch()
         self._engine.when_settled(self.install_hot_path)
-        poll = self._facade.poll
-        return (self._engine.handle.poll if poll == self._poll_syncing else poll)(-1 if timeout is None else timeout)
+        # The handle itself, not the façade: a DeserializingConsumer's poll wraps this one and would
+        # deserialize twice.
+        return self._engine.handle.poll(-1 if timeout is None else timeout)
 
     def _consume_syncing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
         if self._draining_for_standby():
@@ -237,10 +240,7 @@ class ConsumerHandOff:
             return msgs
         self._sync_fetch()
         self._engine.when_settled(self.install_hot_path)
-        consume = self._facade.consume
-        if consume == self._consume_syncing:
-            consume = self._engine.handle.consume
-        return consume(num_messages, -1 if timeout is None else timeout)
+        return self._engine.handle.consume(num_messages, -1 if timeout is None else timeout)
 
     def _draining_for_standby(self) -> bool:
         """True while a consumer going to standby still reads its cluster down (application thread)."""
@@ -250,6 +250,8 @@ class ConsumerHandOff:
             return False
         settings = self._engine.settings
         now = time.monotonic()
+        if self.topics is not None and not self._assigned_once and now < drain.deadline:
+            return True  # still joining: an empty assignment has no lag
         if now >= drain.deadline:
             logger.warning(
                 "kafkashim: consumer goes to standby on %s with unread messages: drain timeout (%d ms) reached",
@@ -446,6 +448,9 @@ class ConsumerHandOff:
         elif self.manual:
             self._engine.handle.assign([TopicPartition(tp.topic, tp.partition) for tp in self.manual])
         self.install_hot_path()
+        self._want = self._engine.mode  # a paused consumer that had resumed to drain pauses again
+        if self._want is not self._mode:
+            self._install_syncing()
 
     def _watch_joining(self, joining: _Joining, topics: list[str]) -> None:
         """Warn once if the first assignment on the new cluster has not come within
@@ -614,8 +619,10 @@ class ConsumerHandOff:
             # confluent_kafka's automatic assign after the callback uses the original list, not our
             # offsets, so assign explicitly.
             self._assign(handle, partitions)
-        if joining.claim.plan.mode is not Mode.ACTIVE:
-            self._want = joining.claim.plan.mode  # moved to wait there (standby on its colour's cluster)
+        if self._engine.mode is not Mode.ACTIVE:
+            # Moved to wait there (standby on its colour's cluster), as the newest document says: a `live`
+            # flip while joining has already made the client active again.
+            self._want = self._engine.mode
             self._pause_if_waiting(handle, partitions)
         self._engine.positioned(
             joining.claim,
@@ -637,7 +644,8 @@ class ConsumerHandOff:
         self._mode = self._want
         if not self.assign_called:
             self._assign(handle, partitions)
-        handle.pause(partitions)
+        # The whole assignment: an incremental (cooperative, KIP-848) one adds to partitions held before.
+        handle.pause(handle.assignment())
 
     def _incremental(self) -> bool:
         app_conf = self._engine.app_conf

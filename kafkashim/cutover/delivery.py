@@ -236,21 +236,38 @@ class HeldCalls:
             self._calls.append((args, kwargs))
             return True
 
-    def release_into(self, handle: confluent_kafka.Producer, switch: Callable[[], None]) -> int:
+    def release_into(
+        self,
+        handle: confluent_kafka.Producer,
+        switch: Callable[[], None],
+        keep_releasing: Callable[[], bool] | None = None,
+        on_error: Callable[[tuple[Any, ...], dict[str, Any], Exception], None] | None = None,
+    ) -> int:
         """Produce every held call into ``handle`` in arrival order, then ``switch`` the hot path, atomically
         with respect to `hold`: no call can be held after this returns. Returns how many were held.
 
         Each call is produced outside the lock: waiting for queue space serves delivery callbacks, and one
-        that produces again (on this thread) is held behind the others instead of deadlocking on the lock."""
+        that produces again (on this thread) is held behind the others instead of deadlocking on the lock.
+
+        ``keep_releasing`` (checked under the lock before each call): when it turns False, stop and leave
+        holding open (a producer paused again while it was resuming). ``on_error``: report a call that
+        produce() refused instead of raising (it is not retried)."""
         count = 0
         while True:
             with self._lock:
-                if not self._calls:
-                    self._open = False
+                stop = keep_releasing is not None and not keep_releasing()
+                if not self._calls or stop:
+                    if not stop:
+                        self._open = False
                     switch()
                     return count
                 args, kwargs = self._calls.popleft()
-            produce_waiting(handle, *args, **kwargs)
+            try:
+                produce_waiting(handle, *args, **kwargs)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(args, kwargs, exc)
             count += 1
 
     def take_all(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:

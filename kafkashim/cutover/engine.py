@@ -443,6 +443,9 @@ class CutoverEngine(Generic[H]):
     def drained(self, attempt: int, *, timed_out: bool) -> None:
         """The hand-off finished draining the old cluster (or ran out of time): armed to switch."""
         with self._lock:
+            # The flip-back rule may have ended the drain from the control plane's thread meanwhile.
+            if self.model.phase is not Phase.DRAINING:
+                return
             self.model.fire(Event.TIMEOUT if timed_out else Event.DRAINED, attempt=attempt)
         self._changed()
 
@@ -501,8 +504,8 @@ class CutoverEngine(Generic[H]):
                     self._owed = None  # there now: the next document drains it to lag 0 before leaving
             latest = self._plane.current
             replan = current and latest.epoch != self.model.current.epoch
-        if current and mode is not Mode.ACTIVE:
-            self._handoff.set_mode(mode)  # moved to a cluster where it waits (paused, standby)
+        if current:
+            self._handoff.set_mode(mode)  # the mode of the newest document (paused, standby, or active)
         if span is not None:
             span.phase("resumed")
         self._report(
@@ -521,7 +524,14 @@ class CutoverEngine(Generic[H]):
     def joining_timed_out(self, attempt: int) -> bool:
         """The position step has waited ``kafkashim.cutover.timeout.ms``; True if it still waits."""
         with self._lock:
-            return self.model.phase is Phase.JOINING and self.model.fire(Event.TIMEOUT, attempt=attempt) is not None
+            waiting = self.model.phase is Phase.JOINING and self.model.fire(Event.TIMEOUT, attempt=attempt) is not None
+            gave_up = waiting and self._owed is not None
+            if gave_up:
+                # A visit owed to a cluster that gives this member no partitions must not hold it there.
+                self._give_up_visit("no partitions assigned there within kafkashim.cutover.timeout.ms")
+        if gave_up:
+            self.on_document(self._plane.current)
+        return waiting
 
     def _rolled_back(self, claim: Claim[H], error: str) -> None:
         with self._lock:

@@ -326,32 +326,56 @@ class ProducerHandOff:
             if mode is not Mode.ACTIVE:
                 self._resumed.clear()
                 self._held.open()
-                if self._facade.produce != self._produce_armed:  # an armed hand-off holds calls itself
-                    self._facade.produce = self._produce_paused
-                logger.info("kafkashim: producer %s on %s: produce() calls are held", mode.value, self._engine.cluster)
-                return
-        if previous is not Mode.ACTIVE:
+        if mode is not Mode.ACTIVE:
+            # Not while a hand-off is armed: its trampolines run it first, and it holds calls itself.
+            self._engine.when_settled(self._install_paused)
+            logger.info("kafkashim: producer %s on %s: produce() calls are held", mode.value, self._engine.cluster)
+        elif previous is not Mode.ACTIVE:
             threading.Thread(target=self._resume, name="kafkashim-resume-producer", daemon=True).start()
+
+    def _install_paused(self) -> None:
+        if self._mode is not Mode.ACTIVE:
+            self._facade.produce = self._produce_paused
 
     def _resume(self) -> None:
         """Produce what was held while paused into the current handle, in order, then the hot path. Calls
         made meanwhile are held behind them (I2)."""
-        try:
-            with self._switch_lock:
-                if self._mode is not Mode.ACTIVE:
-                    return  # paused again before this thread ran
-                held = self._held.release_into(self._engine.handle.handle, self._install_resumed)
-            self._resumed.set()
-            logger.info("kafkashim: producer resumed on %s; %d held call(s) sent", self._engine.cluster, held)
-        except Exception:  # noqa: BLE001 - supervised: a thread of the hand-off must not die silently
-            logger.exception("kafkashim: producer could not send the calls held while paused; retrying")
-            time.sleep(0.5)
-            self._resume()
+        while True:
+            try:
+                with self._switch_lock:
+                    if self._mode is not Mode.ACTIVE:
+                        return  # paused again before this thread ran
+                    held = self._held.release_into(
+                        self._engine.handle.handle,
+                        self._install_resumed,
+                        keep_releasing=lambda: self._mode is Mode.ACTIVE,
+                        on_error=self._refused,
+                    )
+                if self._mode is Mode.ACTIVE:
+                    self._resumed.set()
+                logger.info("kafkashim: producer resumed on %s; %d held call(s) sent", self._engine.cluster, held)
+                return
+            except Exception:  # noqa: BLE001 - supervised: a thread of the hand-off must not die silently
+                logger.exception("kafkashim: producer could not send the calls held while paused; retrying")
+                time.sleep(0.5)
+
+    def _refused(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception) -> None:
+        """A held call that produce() refused when it was finally sent: its delivery callback hears why
+        (I1: reported, never dropped silently)."""
+        err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        error = err if isinstance(err, KafkaError) else KafkaError(KafkaError._FAIL, f"kafkashim: {exc!r}")
+        logger.warning("kafkashim: a call held while paused was refused when sent: %s", error)
+        self._report(args, kwargs, error)
 
     def _install_resumed(self) -> None:
         self._engine.when_settled(self.install_hot_path)
 
     def _produce_paused(self, *args: Any, **kwargs: Any) -> None:
+        if self._txn_open:
+            # A transaction begun before the pause finishes where it is: its messages cannot be held
+            # outside it (begin_transaction() refuses to start a new one while paused).
+            self._engine.handle.handle.produce(*args, **kwargs)
+            return
         deadline: float | None = None
         while True:
             try:
@@ -381,12 +405,24 @@ class ProducerHandOff:
             len(calls),
         )
         error = KafkaError(KafkaError._PURGE_QUEUE, f"kafkashim: producer {why} while {self._mode.value}")
-        app_callback = self._engine.app_conf.get("on_delivery")
         for args, kwargs in calls:
-            callback = kwargs.get("on_delivery", kwargs.get("callback", args[4] if len(args) > 4 else app_callback))
-            if callback is not None:
-                callback(error, _message(args, kwargs))
+            self._report(args, kwargs, error)
         return len(calls)
+
+    def _report(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: KafkaError) -> None:
+        """Tell a held call's delivery callback (its own, else the config's) that it failed with ``error``."""
+        callback = (
+            kwargs.get("on_delivery")
+            or kwargs.get("callback")
+            or (args[4] if len(args) > 4 else None)
+            or self._engine.app_conf.get("on_delivery")
+        )
+        if callback is None:
+            return
+        try:
+            callback(error, _message(args, kwargs))
+        except Exception:  # noqa: BLE001 - one callback's bug must not hide the others' reports
+            logger.exception("kafkashim: the application's delivery callback raised for a held message")
 
     def position(self, claim: Claim[Route]) -> Completion | None:
         """Nothing to position: a producer resumes as soon as it switched."""
@@ -399,6 +435,14 @@ class ProducerHandOff:
         self._txn_init_args = (args, kwargs)
 
     def begin_transaction(self) -> None:
+        if self._mode is not Mode.ACTIVE:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._STATE,
+                    f"kafkashim: the producer is {self._mode.value} (control document route); no transaction "
+                    "can begin until it is active again",
+                )
+            )
         self.hand_off_now()
         self._engine.handle.handle.begin_transaction()
         self._txn_open = True

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from kafkashim import Mode, Producer
 from testkit.kafka import KafkaCluster
@@ -158,4 +158,27 @@ def test_min_dwell_holds_a_client_on_its_new_cluster_then_follows_the_newest_doc
     assert p.cluster == "destination", "inside the dwell: no move"
     produce_until(lambda: p.cluster == "origin", "the end of the dwell")
     assert p.flush(30) == 0
+    p.close()
+
+
+def test_a_transaction_begun_before_a_pause_completes_and_none_begins_while_paused(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster
+) -> None:
+    p = shim_producer(two_cluster_control, **{"transactional.id": f"tx-{uuid.uuid4().hex[:6]}"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, encode(0), key="k")
+    two_cluster_control.write("origin", routes={"producer": "paused"})
+    wait(lambda: p.mode is Mode.PAUSED, "the producer to pause")
+    p.produce(topic, encode(1), key="k")  # inside the open transaction: not held outside it
+    p.commit_transaction(30)
+    with pytest.raises(KafkaException, match="paused"):
+        p.begin_transaction()
+    assert sorted(sequences(origin, topic, 2)) == [0, 1]
+    two_cluster_control.write("origin")
+    wait(lambda: p.mode is Mode.ACTIVE, "the producer to resume")
+    p.begin_transaction()
+    p.produce(topic, encode(2), key="k")
+    p.commit_transaction(30)
+    assert sorted(sequences(origin, topic, 3)) == [0, 1, 2]
     p.close()

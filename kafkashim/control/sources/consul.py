@@ -273,7 +273,6 @@ class ConsulSource:
         reread = False  # the next query is a non-blocking read (after an early return, see the docstring)
         outage: str | None = None  # the outage last reported, until a query succeeds again
         rejected: str | None = None  # the invalid document last reported, until a valid one arrives
-        restored = False  # the index went backwards since the last document
         while not stop.is_set():
             delay = bucket.delay_s()
             if delay and stop.wait(delay):
@@ -300,8 +299,9 @@ class ConsulSource:
             reread = asked >= 1 and new_index == asked and self._clock() - started < self._wait_s * _EARLY_SHARE
             # blocking.mdx: reset when the index goes backwards (a snapshot restore, a new leader's log);
             # never block with an index below 1 (that returns at once, a busy loop).
-            if 1 <= new_index < index:
-                restored = True  # the store itself went back: its document is applied as a rollback
+            # The store itself went back, and its content with it (this very read): a restore, applied as a
+            # rollback. An index that goes back with the content unchanged marks nothing.
+            restored = 1 <= new_index < index
             index = 0 if new_index < index else max(new_index, 1)
             if stop.is_set() or _content(entries) == _content(self._seen):
                 continue
@@ -324,7 +324,6 @@ class ConsulSource:
                     doc.epoch,
                 )
                 doc = dataclasses.replace(doc, rollback=True)
-                restored = False
             on_document(doc)
 
     def close(self) -> None:
