@@ -31,6 +31,7 @@ from kafkashim.cutover.consumer_io import (
     auto_commit_enabled,
     commit_processed,
     current_positions,
+    end_offsets_seen,
     gather_facts,
     last_handed_timestamps,
     reader_config,
@@ -41,6 +42,7 @@ from kafkashim.cutover.events import ConsumerDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan, CutoverReason
 from kafkashim.cutover.states import Phase
+from kafkashim.cutover.warm import WarmConsumer
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
 from kafkashim.offsets.strategies import (
     Fact,
@@ -60,9 +62,9 @@ if TYPE_CHECKING:
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 
 # How long a poll() may block while draining before it returns so the drain check can run, and how often
-# that check may query the old cluster's watermarks.
+# that check runs (it makes no broker call: positions and the watermarks of the latest fetch responses).
 _DRAIN_POLL_S = 0.2
-_DRAIN_CHECK_INTERVAL_S = 0.2
+_DRAIN_CHECK_INTERVAL_S = 0.005
 
 
 class ConsumerHotPath(Protocol):
@@ -81,6 +83,16 @@ class _Joining:
     facts: NewClusterFacts
     details: ConsumerDetails
     switched_at: float
+    warm: _Warm | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Warm:
+    """A destination handle that joined the group while the cutover was being prepared."""
+
+    consumer: WarmConsumer
+    requested: list[str]
+    """The application's subscription when it joined (a different one at the switch subscribes anew)."""
 
 
 class ConsumerHandOff:
@@ -117,6 +129,12 @@ class ConsumerHandOff:
         self._drain_left = 0
         self._subscribed: list[str] = []
         """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
+        self._warm: dict[int, _Warm] = {}
+        """Prepared destination handles (by id) that joined their group, paused, until switched or discarded."""
+        self._warm_lock = threading.Lock()
+        self._seen: tuple[tuple[str, int, int, int], ...] | None = None
+        self._releasing = False
+        self._app_assigned: list[TopicPartition] | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
@@ -124,9 +142,45 @@ class ConsumerHandOff:
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
         handle.list_topics(timeout=timeout_s)
+        requested = self.topics
+        if (
+            self._engine.settings.cutover_warm_join
+            and requested is not None
+            and plan.reason is not CutoverReason.CREDENTIALS
+            and self._engine.app_conf.get("group.id")
+        ):
+            self._warm_up(handle, list(requested), timeout_s)
+
+    def _warm_up(self, handle: confluent_kafka.Consumer, requested: list[str], timeout_s: float) -> None:
+        """Join the destination's group now, every partition paused, so the join is not part of the
+        switch (kafkashim.cutover.warm.join). Not joined in time is no failure: the assignment that comes
+        later is positioned as it arrives, as without warming."""
+        try:
+            topics = self._topics_on(handle, self._strategy)
+        except KafkaException:
+            topics = list(requested)
+        warm = WarmConsumer(handle, topics, self._incremental())
+        joined = warm.join(timeout_s)
+        with self._warm_lock:
+            self._warm[id(handle)] = _Warm(warm, requested)
+        self._engine.phase_event(
+            "destination_joined", {"kafkashim.joined": joined, "kafkashim.partitions": len(warm.held())}
+        )
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
-        handle.close()  # never subscribed: no group to leave
+        with self._warm_lock:
+            warm = self._warm.pop(id(handle), None)
+        if warm is not None:
+            warm.consumer.close()  # leaves the destination's group it joined while warming up
+        else:
+            handle.close()  # never subscribed: no group to leave
+
+    def _serve_warm(self) -> None:
+        """While draining: let prepared handles take part in their group's rebalances."""
+        with self._warm_lock:
+            warms = list(self._warm.values())
+        for warm in warms:
+            warm.consumer.serve()
 
     def _on_adopted(self, claim: Claim[confluent_kafka.Consumer]) -> None:
         """Called in `switch` right after the engine adopted ``claim.handle`` (before the hot path is put
@@ -146,7 +200,9 @@ class ConsumerHandOff:
         # cluster, where unread messages will still be, so it hands off at once.
         drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
         self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
-        self._last_message_at = now
+        # The quiet window starts now: the old handle is the application's until the hand-off runs on its
+        # thread (confluent_kafka serialises calls on a handle, so another thread cannot even sample it).
+        self._seen, self._last_message_at = None, now
         self._next_drain_check = 0.0
         self._facade.poll = self._poll_armed
         self._facade.consume = self._consume_armed
@@ -158,7 +214,8 @@ class ConsumerHandOff:
     # ------------------------------------------------------------------ armed entry points (app)
     def _poll_armed(self, timeout: float | None = None) -> Message | None:
         if self._still_draining():
-            msg = self._engine.handle.poll(_bounded(timeout))
+            self._serve_warm()
+            msg = self._engine.handle.poll(self._drain_wait(timeout))
             if msg is not None:
                 self._last_message_at = time.monotonic()
             return msg
@@ -167,12 +224,23 @@ class ConsumerHandOff:
 
     def _consume_armed(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
         if self._still_draining():
-            msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
+            self._serve_warm()
+            msgs = self._engine.handle.consume(num_messages, self._drain_wait(timeout))
             if msgs:
                 self._last_message_at = time.monotonic()
             return msgs
         self._hand_off()
         return []
+
+    def _drain_wait(self, timeout: float | None) -> float:
+        """How long a poll() may block while draining: until the quiet window could end (at least one drain
+        check interval), at most 200 ms and the caller's own timeout."""
+        quiet_s = self._engine.settings.seconds(self._engine.settings.cutover_drain_quiet_ms)
+        left = self._last_message_at + quiet_s - time.monotonic()
+        bound = min(_DRAIN_POLL_S, max(_DRAIN_CHECK_INTERVAL_S, left))
+        if timeout is None or timeout < 0:
+            return bound
+        return min(timeout, bound)
 
     def quiesced(self) -> threading.RLock:
         """Held by ``close()``: a hand-off under way on another thread finishes first."""
@@ -218,10 +286,14 @@ class ConsumerHandOff:
             engine.phase_event("drained", {"kafkashim.unread_left": lag, "kafkashim.drain.timed_out": True})
             engine.drained(attempt, timed_out=True)
             return False
-        quiet_s = settings.seconds(settings.cutover_drain_quiet_ms)
-        if now < self._next_drain_check or now - self._last_message_at < quiet_s:
+        if now < self._next_drain_check:
             return True
         self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
+        seen = end_offsets_seen(engine.handle)
+        if seen is None or seen != self._seen:
+            self._seen, self._last_message_at = seen, now  # a message arrived or was handed: not quiet yet
+        if now - self._last_message_at < settings.seconds(settings.cutover_drain_quiet_ms):
+            return True
         if unread_messages(engine.handle, engine.app_conf) > 0:
             return True
         self._drain_left = 0
@@ -259,18 +331,23 @@ class ConsumerHandOff:
         if not engine.adopt(claim):
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
+        with self._warm_lock:
+            warm = self._warm.pop(id(claim.handle), None)
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
             details = self._read_checkpoints(plan, strategy, facts, details)
         engine.phase_event("switched", {"kafkashim.cluster": plan.target.name})
-        self._joining = _Joining(claim, strategy, facts, details, started)
+        self._joining = _Joining(claim, strategy, facts, details, started, warm)
 
     def position(self, claim: Claim[confluent_kafka.Consumer]) -> Completion | None:
         joining = self._joining
         if joining is None or joining.claim is not claim:
             return None
         handle = self._engine.handle
+        warm = joining.warm
+        if warm is not None and self.topics is not None and self.topics == warm.requested:
+            return self._release(joining, warm.consumer)
         if self.topics is not None:
             if claim.plan.reason is CutoverReason.CREDENTIALS:
                 topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
@@ -295,6 +372,32 @@ class ConsumerHandOff:
             partitions = [TopicPartition(tp.topic, tp.partition) for tp in self.manual]
             moves = self._position(handle, partitions, joining)
             handle.assign(partitions)
+        return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
+
+    def _release(self, joining: _Joining, warm: WarmConsumer) -> Completion | None:
+        """Position and resume the partitions the destination's group gave the handle while it was warm:
+        the application's first assignment on the new cluster, without a join on the critical path."""
+        partitions = warm.release(self.rebalance_callbacks())  # later rebalances: as any subscription
+        self._subscribed = list(warm.topics)
+        if not partitions:
+            self._watch_joining(joining, warm.topics)
+            return None  # no partition for this member yet: the first assignment completes it (_on_assign)
+        self._joining = None
+        handle = self._engine.handle
+        moves = self._position(handle, partitions, joining)
+        chosen = partitions
+        app_cb = self.callbacks.get("on_assign")
+        if app_cb is not None:
+            self.assign_called = False
+            self._app_assigned = None
+            self._releasing = True
+            try:
+                app_cb(self._facade, partitions)
+            finally:
+                self._releasing = False
+            if self._app_assigned is not None:
+                chosen = self._app_assigned  # the application positioned them itself, as it may in on_assign
+        warm.resume(chosen)  # a strategy that does not reposition left the offsets unset: where the group put them
         return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
 
     def abandon(self, claim: Claim[confluent_kafka.Consumer], adopted: bool) -> None:
@@ -504,6 +607,12 @@ class ConsumerHandOff:
 
     def assign(self, partitions: list[TopicPartition], incremental: bool) -> None:
         self.assign_called = True
+        if self._releasing:
+            # The application's on_assign for partitions a warm handle already holds (paused): its offsets
+            # are where they resume. An eager assign still replaces the assignment, as it would.
+            self._app_assigned = list(partitions)
+            if incremental:
+                return
         if self.topics is None:
             self.manual = [*(self.manual or []), *partitions] if incremental else list(partitions)
         if incremental:
@@ -531,9 +640,3 @@ def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> Cons
         messages_repeated=sum(m.repeated for m in moves),
         messages_skipped=sum(m.skipped for m in moves),
     )
-
-
-def _bounded(timeout: float | None) -> float:
-    if timeout is None or timeout < 0:
-        return _DRAIN_POLL_S
-    return min(timeout, _DRAIN_POLL_S)
