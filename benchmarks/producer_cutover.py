@@ -222,7 +222,9 @@ def main() -> None:
 
     print(f"\n{args.cutovers} cutovers at {args.rate} msg/s, two local single-node Kafka 4.3 clusters, extra {extra}")
     print(f"kafkashim downtime (last ack old -> first ack new): {ms(shim['gaps'])}  n={len(shim['gaps'])}")
+    print(f"kafkashim largest gaps: {', '.join(f'{g * 1000:.1f}' for g in sorted(shim['gaps'])[-5:])} ms")
     print(f"restart   downtime (last ack old -> first ack new): {ms(restart['gaps'])}  n={len(restart['gaps'])}")
+    print(f"restart largest gaps: {', '.join(f'{g * 1000:.1f}' for g in sorted(restart['gaps'])[-5:])} ms")
     print(
         f"ratio restart/kafkashim: p50 {pct(restart['gaps'], 0.5) / pct(shim['gaps'], 0.5):.1f}x, "
         f"p99 {pct(restart['gaps'], 0.99) / pct(shim['gaps'], 0.99):.1f}x"

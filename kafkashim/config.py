@@ -213,7 +213,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
     "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 20),
-    "kafkashim.cutover.warm.join": _Spec("cutover_warm_join", _parse_bool, True),
+    "kafkashim.cutover.prewarm": _Spec("cutover_prewarm", _parse_bool, True),
     "kafkashim.schema.id.check": _Spec("schema_id_check", _parse_schema_id_check, "refuse"),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
     "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0, _HOUR_MS), 10_000),
@@ -253,7 +253,7 @@ class ShimSettings:
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
     cutover_drain_quiet_ms: int = 20
-    cutover_warm_join: bool = True
+    cutover_prewarm: bool = True
     schema_id_check: str = "refuse"
     source_poll_interval_ms: int = 100
     source_startup_timeout_ms: int = 10_000

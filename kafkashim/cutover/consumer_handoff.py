@@ -41,6 +41,7 @@ from kafkashim.cutover.consumer_io import (
 from kafkashim.cutover.events import ConsumerDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan, CutoverReason
+from kafkashim.cutover.prewarm import prepared_config
 from kafkashim.cutover.states import Phase
 from kafkashim.cutover.warm import WarmConsumer
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
@@ -134,38 +135,40 @@ class ConsumerHandOff:
         self._warm_lock = threading.Lock()
         self._seen: tuple[tuple[str, int, int, int], ...] | None = None
         self._releasing = False
+        self._opened = False
         self._app_assigned: list[TopicPartition] | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
+        if self._opened:  # a handle prepared for a cutover (the first one is the client's own)
+            conf = prepared_config(conf, self._engine.settings.cutover_prewarm)
+        self._opened = True
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
         handle.list_topics(timeout=timeout_s)
         requested = self.topics
         if (
-            self._engine.settings.cutover_warm_join
+            self._engine.settings.cutover_prewarm
             and requested is not None
             and plan.reason is not CutoverReason.CREDENTIALS
             and self._engine.app_conf.get("group.id")
         ):
-            self._warm_up(handle, list(requested), timeout_s)
+            self._warm_up(handle, list(requested))
 
-    def _warm_up(self, handle: confluent_kafka.Consumer, requested: list[str], timeout_s: float) -> None:
-        """Join the destination's group now, every partition paused, so the join is not part of the
-        switch (kafkashim.cutover.warm.join). Not joined in time is no failure: the assignment that comes
-        later is positioned as it arrives, as without warming."""
+    def _warm_up(self, handle: confluent_kafka.Consumer, requested: list[str]) -> None:
+        """Start joining the destination's group now, every partition it assigns paused, so the join runs
+        beside the drain instead of after it (kafkashim.cutover.prewarm). The drain's polls take the
+        assignment (`_serve_warm`); one that has not come by the switch is positioned as it arrives, as
+        without warming."""
         try:
             topics = self._topics_on(handle, self._strategy)
         except KafkaException:
             topics = list(requested)
         warm = WarmConsumer(handle, topics, self._incremental())
-        joined = warm.join(timeout_s)
+        warm.start()
         with self._warm_lock:
             self._warm[id(handle)] = _Warm(warm, requested)
-        self._engine.phase_event(
-            "destination_joined", {"kafkashim.joined": joined, "kafkashim.partitions": len(warm.held())}
-        )
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
         with self._warm_lock:
@@ -377,8 +380,10 @@ class ConsumerHandOff:
     def _release(self, joining: _Joining, warm: WarmConsumer) -> Completion | None:
         """Position and resume the partitions the destination's group gave the handle while it was warm:
         the application's first assignment on the new cluster, without a join on the critical path."""
+        warm.serve()  # an assignment that came since the drain's last poll
         partitions = warm.release(self.rebalance_callbacks())  # later rebalances: as any subscription
         self._subscribed = list(warm.topics)
+        self._engine.phase_event("prejoined", {"kafkashim.partitions": len(partitions)})
         if not partitions:
             self._watch_joining(joining, warm.topics)
             return None  # no partition for this member yet: the first assignment completes it (_on_assign)

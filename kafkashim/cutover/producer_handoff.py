@@ -39,6 +39,7 @@ from kafkashim.cutover.delivery import (
 from kafkashim.cutover.events import ProducerDetails
 from kafkashim.cutover.handoff import Claim, Completion, HandOffFailed
 from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.prewarm import prepared_config
 from kafkashim.cutover.states import Phase
 from kafkashim.telemetry import logger
 
@@ -70,9 +71,13 @@ class ProducerHandOff:
         self._completion: Completion | None = None
         self._switching_thread: int | None = None
         self._callback_error: BaseException | None = None
+        self._opened = False
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
+        if self._opened:  # a handle prepared for a cutover (the first one is the client's own)
+            conf = prepared_config(conf, self._engine.settings.cutover_prewarm)
+        self._opened = True
         route = Route()
         route.producer = confluent_kafka.Producer(routed_config(conf, route))
         return route

@@ -54,12 +54,17 @@ class WarmConsumer:
         """Messages a poll returned while warm (none expected: partitions are paused as they are assigned);
         each is sought back to, never handed to anyone."""
 
-    def join(self, timeout_s: float) -> bool:
-        """Subscribe and poll until the first assignment or ``timeout_s``; True if it came."""
+    def start(self) -> None:
+        """Subscribe; the join goes on in librdkafka's threads, and its assignment is taken (paused) by the
+        next `serve`."""
         with self._lock:
             self.handle.subscribe(
                 self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )
+
+    def join(self, timeout_s: float) -> bool:
+        """`start`, then poll until the first assignment or ``timeout_s``; True if it came."""
+        self.start()
         deadline = time.monotonic() + timeout_s
         while not self.assigned and time.monotonic() < deadline:
             self.serve(_JOIN_POLL_S)

@@ -143,10 +143,10 @@ def test_a_consumer_cutover_reports_drained_positioned_and_resumed(
     span = otel.cutover_spans()[before]
     assert events_of(span) == [
         "change_detected",
-        "destination_joined",
         "destination_connected",
         "drained",
         "switched",
+        "prejoined",
         "positioned",
         "resumed",
     ]
