@@ -6,7 +6,7 @@ A kafkashim.Producer follows the control file and writes 1,000 msg/s to whicheve
 consumer under test reads. Downtime = last message received from the old cluster -> first message
 received from the new one, as the application sees it. kafkashim consumers run with their defaults: they
 join the destination's group while preparing (``kafkashim.cutover.prewarm``) and drain the old cluster
-to lag 0 with nothing new for ``kafkashim.cutover.drain.quiet.ms`` (20 ms) before switching; ``--quiet-ms``
+to lag 0 with nothing new for ``kafkashim.cutover.drain.quiet.ms`` (10 ms) before switching; ``--quiet-ms``
 sets that window. The restart baseline stops a plain confluent_kafka consumer *process* (close, exit) and
 starts a new one on the new bootstrap (fresh group, ``auto.offset.reset=latest``) until its first message.
 

@@ -212,7 +212,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.cutover.buffer.max.messages": _Spec("cutover_buffer_max_messages", _int(1, _MAX_BUFFERED), 100_000),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
-    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 20),
+    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 10),
     "kafkashim.cutover.prewarm": _Spec("cutover_prewarm", _parse_bool, True),
     "kafkashim.schema.id.check": _Spec("schema_id_check", _parse_schema_id_check, "refuse"),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
@@ -252,7 +252,7 @@ class ShimSettings:
     cutover_buffer_max_messages: int = 100_000
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
-    cutover_drain_quiet_ms: int = 20
+    cutover_drain_quiet_ms: int = 10
     cutover_prewarm: bool = True
     schema_id_check: str = "refuse"
     source_poll_interval_ms: int = 100

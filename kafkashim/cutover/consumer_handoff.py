@@ -66,6 +66,8 @@ RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 # that check runs (it makes no broker call: positions and the watermarks of the latest fetch responses).
 _DRAIN_POLL_S = 0.2
 _DRAIN_CHECK_INTERVAL_S = 0.005
+# How long a poll() may block while the destination is being prepared (see _observe_while_preparing).
+_PREPARING_POLL_S = 0.01
 
 
 class ConsumerHotPath(Protocol):
@@ -136,6 +138,9 @@ class ConsumerHandOff:
         self._seen: tuple[tuple[str, int, int, int], ...] | None = None
         self._releasing = False
         self._opened = False
+        self._hot_lock = threading.Lock()
+        self._hot = "raw"
+        """Which entry points the façade holds: ``raw`` (the handle's own), ``preparing``, ``armed``."""
         self._app_assigned: list[TopicPartition] | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
@@ -146,6 +151,8 @@ class ConsumerHandOff:
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
+        if self._drains(plan):
+            self._observe_while_preparing()
         handle.list_topics(timeout=timeout_s)
         requested = self.topics
         if (
@@ -193,26 +200,95 @@ class ConsumerHandOff:
     # --------------------------------------------------------------------- HandOff protocol: arm
     def install_hot_path(self) -> None:
         handle = self._engine.handle
-        self._facade.poll = handle.poll
-        self._facade.consume = handle.consume
+        with self._hot_lock:
+            self._hot = "raw"
+            self._facade.poll = handle.poll
+            self._facade.consume = handle.consume
+
+    def _drains(self, plan: CutoverPlan) -> bool:
+        """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
+        cluster, where unread messages will still be, so it hands off at once."""
+        has_work = self.topics is not None or bool(self.manual)
+        return self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+
+    def _observe_while_preparing(self) -> None:
+        """From the start of a preparation the application's poll()/consume() block for at most a few
+        milliseconds at a time and note whether the old cluster's end offsets move, so the drain's quiet
+        window already runs while the destination is prepared, and a poll() that blocks on a cluster the
+        producers have just left does not hold the hand-off back for its whole timeout. (Nothing else can
+        watch the old handle: confluent_kafka holds other threads' calls on it while a poll() runs.)"""
+        with self._hot_lock:
+            if self._hot != "raw":
+                return
+            self._hot = "preparing"
+            self._seen, self._last_message_at, self._next_drain_check = None, time.monotonic(), 0.0
+            self._facade.poll = self._poll_preparing
+            self._facade.consume = self._consume_preparing
 
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()
-        has_work = self.topics is not None or bool(self.manual)
-        # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
-        # cluster, where unread messages will still be, so it hands off at once.
-        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+        drain = self._drains(plan)
         self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
-        # The quiet window starts now: the old handle is the application's until the hand-off runs on its
-        # thread (confluent_kafka serialises calls on a handle, so another thread cannot even sample it).
-        self._seen, self._last_message_at = None, now
-        self._next_drain_check = 0.0
-        self._facade.poll = self._poll_armed
-        self._facade.consume = self._consume_armed
+        with self._hot_lock:
+            if self._hot != "preparing":  # not observed while preparing: the quiet window starts now
+                self._seen, self._last_message_at, self._next_drain_check = None, now, 0.0
+            self._hot = "armed"
+            self._facade.poll = self._poll_armed
+            self._facade.consume = self._consume_armed
         return drain
 
     def disarm(self) -> None:
         self.install_hot_path()
+
+    # ------------------------------------------------------------ preparing entry points (app)
+    def _poll_preparing(self, timeout: float | None = None) -> Message | None:
+        mode = self._preparing_mode()
+        if mode != "preparing":
+            return self._poll_armed(timeout) if mode == "armed" else self._engine.handle.poll(_wait(timeout))
+        self._observe(time.monotonic())
+        msg = self._engine.handle.poll(_slice(timeout))
+        if msg is not None:
+            self._last_message_at = time.monotonic()
+        return msg
+
+    def _consume_preparing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        mode = self._preparing_mode()
+        if mode != "preparing":
+            if mode == "armed":
+                return self._consume_armed(num_messages, timeout)
+            return self._engine.handle.consume(num_messages, _wait(timeout))
+        self._observe(time.monotonic())
+        msgs = self._engine.handle.consume(num_messages, _slice(timeout))
+        if msgs:
+            self._last_message_at = time.monotonic()
+        return msgs
+
+    def _preparing_mode(self) -> str:
+        """``preparing`` while the preparation runs; ``armed`` once it armed (the armed entry points take
+        over: a caller may hold a preparing one from before); ``raw`` if it ended otherwise (failed,
+        abandoned), and then the raw hot path goes back."""
+        phase = self._engine.phase
+        if phase is Phase.PREPARING:
+            return "preparing"
+        if phase in (Phase.ARMED, Phase.DRAINING, Phase.SWITCHING):
+            return "armed"
+        with self._hot_lock:
+            if self._hot == "preparing":
+                self._hot = "raw"
+                handle = self._engine.handle
+                self._facade.poll = handle.poll
+                self._facade.consume = handle.consume
+        return "raw"
+
+    def _observe(self, now: float) -> None:
+        """Note a move of the old cluster's end offsets (or of this member's positions) since the last look,
+        at most every few milliseconds; application thread only."""
+        if now < self._next_drain_check:
+            return
+        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
+        seen = end_offsets_seen(self._engine.handle)
+        if seen is None or seen != self._seen:
+            self._seen, self._last_message_at = seen, now  # a message arrived or was handed: not quiet yet
 
     # ------------------------------------------------------------------ armed entry points (app)
     def _poll_armed(self, timeout: float | None = None) -> Message | None:
@@ -291,10 +367,7 @@ class ConsumerHandOff:
             return False
         if now < self._next_drain_check:
             return True
-        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
-        seen = end_offsets_seen(engine.handle)
-        if seen is None or seen != self._seen:
-            self._seen, self._last_message_at = seen, now  # a message arrived or was handed: not quiet yet
+        self._observe(now)
         if now - self._last_message_at < settings.seconds(settings.cutover_drain_quiet_ms):
             return True
         if unread_messages(engine.handle, engine.app_conf) > 0:
@@ -635,6 +708,15 @@ class ConsumerHandOff:
             gone = {(tp.topic, tp.partition) for tp in partitions}
             self.manual = [tp for tp in self.manual if (tp.topic, tp.partition) not in gone]
         self._engine.handle.incremental_unassign(partitions)
+
+
+def _slice(timeout: float | None) -> float:
+    """A poll()'s wait while a cutover is prepared: a few milliseconds at most (see `_observe_while_preparing`)."""
+    return _PREPARING_POLL_S if timeout is None or timeout < 0 else min(timeout, _PREPARING_POLL_S)
+
+
+def _wait(timeout: float | None) -> float:
+    return -1 if timeout is None else timeout
 
 
 def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> ConsumerDetails:
