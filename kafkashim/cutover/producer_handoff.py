@@ -83,7 +83,14 @@ class ProducerHandOff:
         return route
 
     def check(self, handle: Route, timeout_s: float, plan: CutoverPlan) -> None:
-        handle.handle.list_topics(timeout=timeout_s)
+        producer = handle.handle
+        producer.list_topics(timeout=timeout_s)
+        if self._engine.settings.cutover_prewarm:
+            # The first answer may come over the bootstrap connection, which librdkafka drops once it has
+            # learnt the brokers; a second request goes to a learnt broker and returns once its connection is
+            # up, so the first produce() after the switch does not wait for a connection (kafkashim/cutover/
+            # prewarm.py; with every broker connecting meanwhile).
+            producer.list_topics(timeout=timeout_s)
 
     def discard(self, handle: Route) -> None:
         handle.handle.close()  # never given a message: nothing to flush
