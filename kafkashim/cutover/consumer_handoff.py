@@ -422,8 +422,14 @@ class ConsumerHandOff:
             return None
         handle = self._engine.handle
         warm = joining.warm
-        if warm is not None and self.topics is not None and self.topics == warm.requested:
-            return self._release(joining, warm.consumer)
+        if warm is not None:
+            if self.topics is not None and self.topics == warm.requested:
+                return self._release(joining, warm.consumer)
+            # The application changed its subscription since the preparation: the warm membership is not
+            # what it wants. Its partitions go back through the group (subscribe below, or leave it).
+            warm.consumer.release({"on_assign": self._on_assign})  # never handed: no on_revoke for them
+            if self.topics is None:
+                handle.unsubscribe()
         if self.topics is not None:
             if claim.plan.reason is CutoverReason.CREDENTIALS:
                 topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
