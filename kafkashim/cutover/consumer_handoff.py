@@ -139,6 +139,9 @@ class ConsumerHandOff:
         self._releasing = False
         self._opened = False
         self._hot_lock = threading.Lock()
+        self._assigned_once = False
+        """The current handle's group has given it an assignment (possibly empty) since it subscribed."""
+        self._subscribed_at = time.monotonic()
         self._hot = "raw"
         """Which entry points the façade holds: ``raw`` (the handle's own), ``preparing``, ``armed``."""
         self._app_assigned: list[TopicPartition] | None = None
@@ -367,6 +370,16 @@ class ConsumerHandOff:
             return False
         if now < self._next_drain_check:
             return True
+        if (
+            self.topics is not None
+            and not self._assigned_once
+            and now - self._subscribed_at < settings.seconds(settings.cutover_timeout_ms)
+        ):
+            # Still joining the old cluster's group (a young cluster's coordinator can take seconds): lag 0
+            # without an assignment would leave what it was about to be given unread. Waits for a first
+            # assignment, empty or not, until kafkashim.cutover.timeout.ms after subscribing (with KIP-848 a
+            # member given no partition hears nothing at all).
+            return True
         self._observe(now)
         if now - self._last_message_at < settings.seconds(settings.cutover_drain_quiet_ms):
             return True
@@ -409,6 +422,7 @@ class ConsumerHandOff:
             return
         with self._warm_lock:
             warm = self._warm.pop(id(claim.handle), None)
+        self._assigned_once, self._subscribed_at = False, time.monotonic()
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
@@ -461,6 +475,7 @@ class ConsumerHandOff:
         the application's first assignment on the new cluster, without a join on the critical path."""
         warm.serve()  # an assignment that came since the drain's last poll
         partitions = warm.release(self.rebalance_callbacks())  # later rebalances: as any subscription
+        self._assigned_once = warm.assigned
         self._subscribed = list(warm.topics)
         self._engine.phase_event("prejoined", {"kafkashim.partitions": len(partitions)})
         if not partitions:
@@ -646,6 +661,7 @@ class ConsumerHandOff:
         return call
 
     def _on_assign(self, handle: confluent_kafka.Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned_once = True
         joining = self._joining if partitions else None
         moves: tuple[PartitionMove, ...] = ()
         if joining is not None:
@@ -681,6 +697,7 @@ class ConsumerHandOff:
             self.topics = list(topics)
             self.callbacks = callbacks
             self.manual = None
+            self._assigned_once, self._subscribed_at = False, time.monotonic()
             self._engine.handle.subscribe(self.topics, **self.rebalance_callbacks())
             self._subscribed = list(self.topics)
 
