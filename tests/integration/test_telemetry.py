@@ -146,6 +146,7 @@ def test_a_consumer_cutover_reports_drained_positioned_and_resumed(
         "destination_connected",
         "drained",
         "switched",
+        "prejoined",
         "positioned",
         "resumed",
     ]
