@@ -25,8 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kafkashim.control.sources.consul import _address
-from kafkashim.errors import ConfigurationError
+from kafkashim.control.sources.consul import _address, consul_token
 
 TXN_MAX_OPS: Final = 64
 """Consul refuses a transaction of more operations (agent/txn_endpoint.go, maxTxnOps)."""
@@ -56,19 +55,6 @@ class Op:
     value: bytes = b""
 
 
-def _token(environ: Mapping[str, str]) -> str:
-    token = environ.get("CONSUL_HTTP_TOKEN", "")
-    if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
-        try:
-            with open(environ["CONSUL_HTTP_TOKEN_FILE"], encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"CONSUL_HTTP_TOKEN_FILE: cannot read it ({exc.strerror})", key="CONSUL_HTTP_TOKEN_FILE"
-            ) from None
-    return token
-
-
 class ConsulHttp:
     """One Consul agent's HTTP API, for the registry's thread only (a `requests.Session` is not shared)."""
 
@@ -80,7 +66,7 @@ class ConsulHttp:
         self.url = f"consul://{host}:{port}/{self.prefix}"
         self._timeout_s = timeout_s
         self._http = requests.Session()
-        self.token = _token(environ)
+        self.token = consul_token(environ)
         if self.token:
             self._http.headers["X-Consul-Token"] = self.token
         verify: bool | str = environ.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false")

@@ -83,6 +83,21 @@ _FILTERED_HEADER: Final = "X-Consul-Results-Filtered-By-Acls"
 _Entries = dict[str, tuple[bytes | None, int]]
 
 
+def consul_token(environ: Mapping[str, str]) -> str:
+    """The ACL token Consul's own tools use: ``CONSUL_HTTP_TOKEN``, else the file ``CONSUL_HTTP_TOKEN_FILE``
+    names ("" when neither is set)."""
+    token = environ.get("CONSUL_HTTP_TOKEN", "")
+    if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
+        try:
+            with open(environ["CONSUL_HTTP_TOKEN_FILE"], encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"CONSUL_HTTP_TOKEN_FILE: cannot read it ({exc.strerror})", key="CONSUL_HTTP_TOKEN_FILE"
+            ) from None
+    return token
+
+
 def _address(url: str, environ: Mapping[str, str]) -> tuple[str, int, str, str]:
     """(host, port, scheme, prefix) from ``consul://host:port/prefix`` or ``consul:///prefix``."""
     parsed = urlparse(url)
@@ -159,15 +174,7 @@ def connect(url: str, environ: Mapping[str, str]) -> tuple[Any, str, str]:
             "kafkashim.source is a consul:// URL: install kafkashim[consul] (py-consul)", key="kafkashim.source"
         ) from None
     host, port, scheme, prefix = _address(url, environ)
-    token = environ.get("CONSUL_HTTP_TOKEN")
-    if not token and environ.get("CONSUL_HTTP_TOKEN_FILE"):
-        try:
-            with open(environ["CONSUL_HTTP_TOKEN_FILE"], encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"CONSUL_HTTP_TOKEN_FILE: cannot read it ({exc.strerror})", key="CONSUL_HTTP_TOKEN_FILE"
-            ) from None
+    token = consul_token(environ) or None
     verify: bool | str = environ.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in ("0", "false")
     if verify and environ.get("CONSUL_CACERT"):
         verify = environ["CONSUL_CACERT"]
