@@ -82,7 +82,8 @@ class ProducerDetails(_Details):
     messages_resent: int = 0
     """Messages the old cluster had not confirmed at the flush timeout, re-sent to the new one."""
     messages_resent_maybe_delivered: int = 0
-    """Of those, how many were in flight (the old cluster may have them too: possible duplicates)."""
+    """Of those, how many the old cluster may have too (possible duplicates, an upper bound): those purged in
+    flight, and every one when the old cluster was unreachable (``origin_unreachable``)."""
     messages_held: int = 0
     """produce() calls of other threads held during the switch, then produced on the new cluster."""
     origin_unreachable: bool = False

@@ -228,7 +228,7 @@ class ProducerHandOff:
             if salvage.origin_unreachable:
                 logger.warning(
                     "kafkashim: %s confirmed nothing for %d ms and does not answer: re-sending its %d unconfirmed "
-                    "message(s) to %s now (%d were in flight and may be duplicates)",
+                    "message(s) to %s now (%d may already be there: possible duplicates)",
                     claim.plan.source.name,
                     settings.cutover_stall_ms,
                     len(salvage.messages),

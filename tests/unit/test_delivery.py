@@ -116,7 +116,9 @@ def test_a_dead_origin_is_salvaged_after_the_stall_window_not_the_flush_timeout(
     salvage = flush_or_salvage(route, flush_timeout_s=300.0, stall_s=0.2, probe=probe)
     assert salvage.origin_unreachable is True
     assert [m.value() for m in salvage.messages] == [b"%d" % i for i in range(25)]
-    assert salvage.in_flight == 0 and len(route.handle) == 0
+    # every one may have been written by the dying origin (a request it never answered is retried from the
+    # queue and purged as queued): all count as possible duplicates
+    assert salvage.in_flight == 25 and len(route.handle) == 0
     assert probes == [False]  # probed once, after the first stall window
     route.handle.close()
 
