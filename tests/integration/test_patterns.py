@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 def test_a_flip_and_a_flip_back_faster_than_the_group_hand_off_strand_nothing(
     two_cluster_control: ControlFile, topic: str, destination: KafkaCluster
 ) -> None:
-    # A 1.5 s quiet window keeps the group draining the origin while the flip back comes.
+    # The default quiet window (1.5 s) keeps the group draining the origin while the flip back comes.
     fleet = Fleet(two_cluster_control, topic, consumers=3, consumer_conf={"kafkashim.cutover.drain.quiet.ms": 1500})
     fleet.start()
     time.sleep(1.0)
