@@ -236,8 +236,7 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.color": _Spec("color", _parse_color, ""),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
-    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 10),
-    "kafkashim.cutover.prewarm": _Spec("cutover_prewarm", _parse_bool, True),
+    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 1_500),
     "kafkashim.schema.id.check": _Spec("schema_id_check", _parse_schema_id_check, "refuse"),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
     "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0, _HOUR_MS), 10_000),
@@ -285,8 +284,7 @@ class ShimSettings:
     color: str = ""
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
-    cutover_drain_quiet_ms: int = 10
-    cutover_prewarm: bool = True
+    cutover_drain_quiet_ms: int = 1_500
     schema_id_check: str = "refuse"
     source_poll_interval_ms: int = 100
     source_startup_timeout_ms: int = 10_000

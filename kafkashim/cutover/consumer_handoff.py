@@ -37,7 +37,6 @@ from kafkashim.cutover.consumer_io import (
     auto_commit_enabled,
     commit_processed,
     current_positions,
-    end_offsets_seen,
     gather_facts,
     last_handed_timestamps,
     reader_config,
@@ -47,10 +46,8 @@ from kafkashim.cutover.consumer_io import (
 from kafkashim.cutover.events import ConsumerDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan, CutoverReason
-from kafkashim.cutover.prewarm import prepared_config
 from kafkashim.cutover.routes import Mode
 from kafkashim.cutover.states import Phase
-from kafkashim.cutover.warm import WarmConsumer
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
 from kafkashim.offsets.strategies import (
     Fact,
@@ -70,11 +67,9 @@ if TYPE_CHECKING:
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 
 # How long a poll() may block while draining before it returns so the drain check can run, and how often
-# that check runs (it makes no broker call: positions and the watermarks of the latest fetch responses).
+# that check may query the old cluster's watermarks.
 _DRAIN_POLL_S = 0.2
-_DRAIN_CHECK_INTERVAL_S = 0.005
-# How long a poll() may block while the destination is being prepared (see _observe_while_preparing).
-_PREPARING_POLL_S = 0.01
+_DRAIN_CHECK_INTERVAL_S = 0.2
 
 
 class ConsumerHotPath(Protocol):
@@ -100,16 +95,6 @@ class _Joining:
     facts: NewClusterFacts
     details: ConsumerDetails
     switched_at: float
-    warm: _Warm | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Warm:
-    """A destination handle that joined the group while the cutover was being prepared."""
-
-    consumer: WarmConsumer
-    requested: list[str]
-    """The application's subscription when it joined (a different one at the switch subscribes anew)."""
 
 
 class ConsumerHandOff:
@@ -149,74 +134,24 @@ class ConsumerHandOff:
         self._mode = Mode.ACTIVE
         """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
         self._want = Mode.ACTIVE
+        self._starts: dict[tuple[str, int], int] = {}
+        self._standby_drain: _StandbyDrain | None = None
+        self._assigned_once = False
+        """The current handle's group has assigned this member its partitions (an empty set counts)."""
+        """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
         """What they should be set to. librdkafka's pause()/resume() called from another thread while the
         application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
         application's thread, at its next poll()/consume() (`_sync_fetch`)."""
-        self._starts: dict[tuple[str, int], int] = {}
-        """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
-        self._standby_drain: _StandbyDrain | None = None
-        self._warm: dict[int, _Warm] = {}
-        """Prepared destination handles (by id) that joined their group, paused, until switched or discarded."""
-        self._warm_lock = threading.Lock()
-        self._seen: tuple[tuple[str, int, int, int], ...] | None = None
-        self._releasing = False
-        self._opened = False
-        self._hot_lock = threading.Lock()
-        self._assigned_once = False
-        """The current handle's group has given it an assignment (possibly empty) since it subscribed."""
-        self._subscribed_at = time.monotonic()
-        self._hot = "raw"
-        """Which entry points the façade holds: ``raw`` (the handle's own), ``preparing``, ``armed``."""
-        self._app_assigned: list[TopicPartition] | None = None
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
-        if self._opened:  # a handle prepared for a cutover (the first one is the client's own)
-            conf = prepared_config(conf, self._engine.settings.cutover_prewarm)
-        self._opened = True
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
-        if self._drains(plan):
-            self._observe_while_preparing()
         handle.list_topics(timeout=timeout_s)
-        requested = self.topics
-        if (
-            self._engine.settings.cutover_prewarm
-            and requested is not None
-            and plan.reason is not CutoverReason.CREDENTIALS
-            and self._engine.app_conf.get("group.id")
-        ):
-            self._warm_up(handle, list(requested))
-
-    def _warm_up(self, handle: confluent_kafka.Consumer, requested: list[str]) -> None:
-        """Start joining the destination's group now, every partition it assigns paused, so the join runs
-        beside the drain instead of after it (kafkashim.cutover.prewarm). The drain's polls take the
-        assignment (`_serve_warm`); one that has not come by the switch is positioned as it arrives, as
-        without warming."""
-        try:
-            topics = self._topics_on(handle, self._strategy)
-        except KafkaException:
-            topics = list(requested)
-        warm = WarmConsumer(handle, topics, self._incremental())
-        warm.start()
-        with self._warm_lock:
-            self._warm[id(handle)] = _Warm(warm, requested)
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
-        with self._warm_lock:
-            warm = self._warm.pop(id(handle), None)
-        if warm is not None:
-            warm.consumer.close()  # leaves the destination's group it joined while warming up
-        else:
-            handle.close()  # never subscribed: no group to leave
-
-    def _serve_warm(self) -> None:
-        """While draining: let prepared handles take part in their group's rebalances."""
-        with self._warm_lock:
-            warms = list(self._warm.values())
-        for warm in warms:
-            warm.consumer.serve()
+        handle.close()  # never subscribed: no group to leave
 
     def _on_adopted(self, claim: Claim[confluent_kafka.Consumer]) -> None:
         """Called in `switch` right after the engine adopted ``claim.handle`` (before the hot path is put
@@ -226,38 +161,19 @@ class ConsumerHandOff:
     # --------------------------------------------------------------------- HandOff protocol: arm
     def install_hot_path(self) -> None:
         handle = self._engine.handle
-        with self._hot_lock:
-            self._hot = "raw"
-            self._facade.poll = handle.poll
-            self._facade.consume = handle.consume
-
-    def _drains(self, plan: CutoverPlan) -> bool:
-        """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
-        cluster, where unread messages will still be, so it hands off at once."""
-        has_work = self.topics is not None or bool(self.manual)
-        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
-        # Consumers first (Stop-Restart-Repeat): producers keep writing to the old cluster, so it never goes
-        # quiet; what they write reaches the new one through replication (arm() says so).
-        return drain and not plan.producers_stay
-
-    def _observe_while_preparing(self) -> None:
-        """From the start of a preparation the application's poll()/consume() block for at most a few
-        milliseconds at a time and note whether the old cluster's end offsets move, so the drain's quiet
-        window already runs while the destination is prepared, and a poll() that blocks on a cluster the
-        producers have just left does not hold the hand-off back for its whole timeout. (Nothing else can
-        watch the old handle: confluent_kafka holds other threads' calls on it while a poll() runs.)"""
-        with self._hot_lock:
-            if self._hot != "raw":
-                return
-            self._hot = "preparing"
-            self._seen, self._last_message_at, self._next_drain_check = None, time.monotonic(), 0.0
-            self._facade.poll = self._poll_preparing
-            self._facade.consume = self._consume_preparing
+        self._facade.poll = handle.poll
+        self._facade.consume = handle.consume
 
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()
-        drain = self._drains(plan)
-        if plan.producers_stay and self._engine.settings.cutover_drain:
+        has_work = self.topics is not None or bool(self.manual)
+        # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
+        # cluster, where unread messages will still be, so it hands off at once.
+        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+        if drain and plan.producers_stay:
+            # Consumers first (Stop-Restart-Repeat): producers keep writing to the old cluster, so it never
+            # goes quiet; what they write reaches the new one through replication.
+            drain = False
             logger.warning(
                 "kafkashim: consumer leaves %s without draining it: producers are still sent there, so this move "
                 "relies on replication (Cluster Linking, MirrorMaker 2) bringing their messages to %s",
@@ -265,12 +181,10 @@ class ConsumerHandOff:
                 plan.target.name,
             )
         self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
-        with self._hot_lock:
-            if self._hot != "preparing":  # not observed while preparing: the quiet window starts now
-                self._seen, self._last_message_at, self._next_drain_check = None, now, 0.0
-            self._hot = "armed"
-            self._facade.poll = self._poll_armed
-            self._facade.consume = self._consume_armed
+        self._last_message_at = now
+        self._next_drain_check = 0.0
+        self._facade.poll = self._poll_armed
+        self._facade.consume = self._consume_armed
         if drain:
             self._want = Mode.ACTIVE  # a paused consumer reads what is left before it leaves (at its next poll)
         return drain
@@ -371,62 +285,11 @@ class ConsumerHandOff:
         except (KafkaException, RuntimeError) as exc:
             logger.warning("kafkashim: consumer could not set its partitions %s: %s", mode.value, exc)
 
-    # ------------------------------------------------------------ preparing entry points (app)
-    def _poll_preparing(self, timeout: float | None = None) -> Message | None:
-        mode = self._preparing_mode()
-        if mode != "preparing":
-            return self._poll_armed(timeout) if mode == "armed" else self._engine.handle.poll(_wait(timeout))
-        self._observe(time.monotonic())
-        msg = self._engine.handle.poll(_slice(timeout))
-        if msg is not None:
-            self._last_message_at = time.monotonic()
-        return msg
-
-    def _consume_preparing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
-        mode = self._preparing_mode()
-        if mode != "preparing":
-            if mode == "armed":
-                return self._consume_armed(num_messages, timeout)
-            return self._engine.handle.consume(num_messages, _wait(timeout))
-        self._observe(time.monotonic())
-        msgs = self._engine.handle.consume(num_messages, _slice(timeout))
-        if msgs:
-            self._last_message_at = time.monotonic()
-        return msgs
-
-    def _preparing_mode(self) -> str:
-        """``preparing`` while the preparation runs; ``armed`` once it armed (the armed entry points take
-        over: a caller may hold a preparing one from before); ``raw`` if it ended otherwise (failed,
-        abandoned), and then the raw hot path goes back."""
-        phase = self._engine.phase
-        if phase is Phase.PREPARING:
-            return "preparing"
-        if phase in (Phase.ARMED, Phase.DRAINING, Phase.SWITCHING):
-            return "armed"
-        with self._hot_lock:
-            if self._hot == "preparing":
-                self._hot = "raw"
-                handle = self._engine.handle
-                self._facade.poll = handle.poll
-                self._facade.consume = handle.consume
-        return "raw"
-
-    def _observe(self, now: float) -> None:
-        """Note a move of the old cluster's end offsets (or of this member's positions) since the last look,
-        at most every few milliseconds; application thread only."""
-        if now < self._next_drain_check:
-            return
-        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
-        seen = end_offsets_seen(self._engine.handle)
-        if seen is None or seen != self._seen:
-            self._seen, self._last_message_at = seen, now  # a message arrived or was handed: not quiet yet
-
     # ------------------------------------------------------------------ armed entry points (app)
     def _poll_armed(self, timeout: float | None = None) -> Message | None:
         self._sync_fetch()
         if self._still_draining():
-            self._serve_warm()
-            msg = self._engine.handle.poll(self._drain_wait(timeout))
+            msg = self._engine.handle.poll(_bounded(timeout))
             if msg is not None:
                 self._last_message_at = time.monotonic()
             return msg
@@ -436,23 +299,12 @@ class ConsumerHandOff:
     def _consume_armed(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
         self._sync_fetch()
         if self._still_draining():
-            self._serve_warm()
-            msgs = self._engine.handle.consume(num_messages, self._drain_wait(timeout))
+            msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
             if msgs:
                 self._last_message_at = time.monotonic()
             return msgs
         self._hand_off()
         return []
-
-    def _drain_wait(self, timeout: float | None) -> float:
-        """How long a poll() may block while draining: until the quiet window could end (at least one drain
-        check interval), at most 200 ms and the caller's own timeout."""
-        quiet_s = self._engine.settings.seconds(self._engine.settings.cutover_drain_quiet_ms)
-        left = self._last_message_at + quiet_s - time.monotonic()
-        bound = min(_DRAIN_POLL_S, max(_DRAIN_CHECK_INTERVAL_S, left))
-        if timeout is None or timeout < 0:
-            return bound
-        return min(timeout, bound)
 
     def quiesced(self) -> threading.RLock:
         """Held by ``close()``: a hand-off under way on another thread finishes first."""
@@ -498,21 +350,14 @@ class ConsumerHandOff:
             engine.phase_event("drained", {"kafkashim.unread_left": lag, "kafkashim.drain.timed_out": True})
             engine.drained(attempt, timed_out=True)
             return False
-        if now < self._next_drain_check:
+        quiet_s = settings.seconds(settings.cutover_drain_quiet_ms)
+        if now < self._next_drain_check or now - self._last_message_at < quiet_s:
             return True
-        if (
-            self.topics is not None
-            and not self._assigned_once
-            and now - self._subscribed_at < settings.seconds(settings.cutover_timeout_ms)
-        ):
-            # Still joining the old cluster's group (a young cluster's coordinator can take seconds): lag 0
-            # without an assignment would leave what it was about to be given unread. Waits for a first
-            # assignment, empty or not, until kafkashim.cutover.timeout.ms after subscribing (with KIP-848 a
-            # member given no partition hears nothing at all).
+        if self.topics is not None and not self._assigned_once:
+            # Subscribed but the group has not assigned anything yet: an empty assignment has no lag, and
+            # leaving now would leave every message of the old cluster behind (the move came while joining).
             return True
-        self._observe(now)
-        if now - self._last_message_at < settings.seconds(settings.cutover_drain_quiet_ms):
-            return True
+        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
         if unread_messages(engine.handle, engine.app_conf, self._starts) > 0:
             return True
         self._drain_left = 0
@@ -550,32 +395,21 @@ class ConsumerHandOff:
         if not engine.adopt(claim):
             self.discard(claim.handle)  # closed from a callback while leaving the old cluster
             return
-        with self._warm_lock:
-            warm = self._warm.pop(id(claim.handle), None)
-        self._assigned_once, self._subscribed_at = False, time.monotonic()
         self._mode = self._want = Mode.ACTIVE  # a new handle fetches until positioned in the target's mode
         self._starts = {}
+        self._assigned_once = False
         self._on_adopted(claim)
         self.install_hot_path()
         if Fact.MM2_CHECKPOINTS in strategy.needs:
             details = self._read_checkpoints(plan, strategy, facts, details)
         engine.phase_event("switched", {"kafkashim.cluster": plan.target.name})
-        self._joining = _Joining(claim, strategy, facts, details, started, warm)
+        self._joining = _Joining(claim, strategy, facts, details, started)
 
     def position(self, claim: Claim[confluent_kafka.Consumer]) -> Completion | None:
         joining = self._joining
         if joining is None or joining.claim is not claim:
             return None
         handle = self._engine.handle
-        warm = joining.warm
-        if warm is not None:
-            if self.topics is not None and self.topics == warm.requested:
-                return self._release(joining, warm.consumer)
-            # The application changed its subscription since the preparation: the warm membership is not
-            # what it wants. Its partitions go back through the group (subscribe below, or leave it).
-            warm.consumer.release({"on_assign": self._on_assign})  # never handed: no on_revoke for them
-            if self.topics is None:
-                handle.unsubscribe()
         if self.topics is not None:
             if claim.plan.reason is CutoverReason.CREDENTIALS:
                 topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
@@ -600,35 +434,6 @@ class ConsumerHandOff:
             partitions = [TopicPartition(tp.topic, tp.partition) for tp in self.manual]
             moves = self._position(handle, partitions, joining)
             handle.assign(partitions)
-        return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
-
-    def _release(self, joining: _Joining, warm: WarmConsumer) -> Completion | None:
-        """Position and resume the partitions the destination's group gave the handle while it was warm:
-        the application's first assignment on the new cluster, without a join on the critical path."""
-        warm.serve()  # an assignment that came since the drain's last poll
-        partitions = warm.release(self.rebalance_callbacks())  # later rebalances: as any subscription
-        self._assigned_once = warm.assigned
-        self._subscribed = list(warm.topics)
-        self._engine.phase_event("prejoined", {"kafkashim.partitions": len(partitions)})
-        if not partitions:
-            self._watch_joining(joining, warm.topics)
-            return None  # no partition for this member yet: the first assignment completes it (_on_assign)
-        self._joining = None
-        handle = self._engine.handle
-        moves = self._position(handle, partitions, joining)
-        chosen = partitions
-        app_cb = self.callbacks.get("on_assign")
-        if app_cb is not None:
-            self.assign_called = False
-            self._app_assigned = None
-            self._releasing = True
-            try:
-                app_cb(self._facade, partitions)
-            finally:
-                self._releasing = False
-            if self._app_assigned is not None:
-                chosen = self._app_assigned  # the application positioned them itself, as it may in on_assign
-        warm.resume(chosen)  # a strategy that does not reposition left the offsets unset: where the group put them
         return Completion(_summary(joining.details, moves), time.monotonic() - joining.switched_at, moves)
 
     def abandon(self, claim: Claim[confluent_kafka.Consumer], adopted: bool) -> None:
@@ -854,7 +659,6 @@ class ConsumerHandOff:
             self.topics = list(topics)
             self.callbacks = callbacks
             self.manual = None
-            self._assigned_once, self._subscribed_at = False, time.monotonic()
             self._engine.handle.subscribe(self.topics, **self.rebalance_callbacks())
             self._subscribed = list(self.topics)
 
@@ -865,12 +669,6 @@ class ConsumerHandOff:
 
     def assign(self, partitions: list[TopicPartition], incremental: bool) -> None:
         self.assign_called = True
-        if self._releasing:
-            # The application's on_assign for partitions a warm handle already holds (paused): its offsets
-            # are where they resume. An eager assign still replaces the assignment, as it would.
-            self._app_assigned = list(partitions)
-            if incremental:
-                return
         if self.topics is None:
             self.manual = [*(self.manual or []), *partitions] if incremental else list(partitions)
         if incremental:
@@ -890,15 +688,6 @@ class ConsumerHandOff:
         self._engine.handle.incremental_unassign(partitions)
 
 
-def _slice(timeout: float | None) -> float:
-    """A poll()'s wait while a cutover is prepared: a few milliseconds at most (see `_observe_while_preparing`)."""
-    return _PREPARING_POLL_S if timeout is None or timeout < 0 else min(timeout, _PREPARING_POLL_S)
-
-
-def _wait(timeout: float | None) -> float:
-    return -1 if timeout is None else timeout
-
-
 def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> ConsumerDetails:
     return dataclasses.replace(
         details,
@@ -910,7 +699,6 @@ def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> Cons
 
 
 def _bounded(timeout: float | None) -> float:
-    """A poll() timeout capped so the standby drain's check runs between polls."""
     if timeout is None or timeout < 0:
         return _DRAIN_POLL_S
     return min(timeout, _DRAIN_POLL_S)

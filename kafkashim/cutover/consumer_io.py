@@ -82,24 +82,6 @@ def unread_messages(
     return lag
 
 
-def end_offsets_seen(handle: confluent_kafka.Consumer) -> tuple[tuple[str, int, int, int], ...] | None:
-    """What this member has seen of its partitions, without a broker call: (topic, partition, position, high
-    watermark from the latest fetch response) each, sorted; None if the handle is closed. Two equal readings
-    some time apart mean nothing new reached it meanwhile (a caught-up consumer's fetch returns as soon as a
-    message arrives, carrying the new high watermark)."""
-    try:
-        assignment = handle.assignment()
-        if not assignment:
-            return ()
-        seen = []
-        for tp in handle.position(assignment):
-            _low, high = handle.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
-            seen.append((tp.topic, tp.partition, tp.offset, high))
-        return tuple(sorted(seen))
-    except (KafkaException, RuntimeError):
-        return None
-
-
 def commit_processed(handle: confluent_kafka.Consumer) -> str | None:
     """Synchronously commit the offsets stored for messages the application has had.
 

@@ -146,7 +146,6 @@ def test_a_consumer_cutover_reports_drained_positioned_and_resumed(
         "destination_connected",
         "drained",
         "switched",
-        "prejoined",
         "positioned",
         "resumed",
     ]
