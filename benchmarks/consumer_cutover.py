@@ -4,13 +4,16 @@
 
 A kafkashim.Producer follows the control file and writes 1,000 msg/s to whichever cluster is active; the
 consumer under test reads. Downtime = last message received from the old cluster -> first message
-received from the new one, as the application sees it. kafkashim consumers drain the old cluster first
-(Stop-Wait-Restart) with ``kafkashim.cutover.drain.quiet.ms=200``, so that quiet window is part of every
-kafkashim figure. The restart baseline stops a plain confluent_kafka consumer *process* (close, exit) and
+received from the new one, as the application sees it. kafkashim consumers drain the old cluster first:
+they read on until the census says the producer has left it (the producer is this process's
+kafkashim.Producer, which the census sees exactly), then up to the end offsets the brokers report after
+that. No writer is unseen here, so the quiet window for unseen writers is 0 (``--quiet-ms``, default 0;
+``auto`` would be 1.5 s with a ``file://`` source, 0 with the fleet registry's view). Handles prepared for a
+cutover connect to every broker up front (``kafkashim.cutover.prewarm``). The restart baseline stops a plain confluent_kafka consumer *process* (close, exit) and
 starts a new one on the new bootstrap (fresh group, ``auto.offset.reset=latest``) until its first message.
 
-Runs: ``committed``, ``latest``, ``earliest`` with the classic group protocol, and ``committed`` with
-KIP-848 (``group.protocol=consumer``), to see whether the new protocol shortens the join.
+Runs: ``committed``, ``latest``, ``earliest`` with the classic group protocol, ``committed`` and ``latest``
+with KIP-848 (``group.protocol=consumer``), and ``committed`` without pre-warming.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ def run_shim(
     extra: dict[str, Any],
     cutovers: int,
     interval: float,
+    quiet: str,
 ) -> list[float]:
     write_control(control, clusters, "origin")
     load = Load(control.as_uri())
@@ -112,7 +116,7 @@ def run_shim(
         {
             "kafkashim.source": control.as_uri(),
             "kafkashim.offset.strategy": strategy,
-            "kafkashim.cutover.drain.quiet.ms": 200,
+            "kafkashim.cutover.drain.quiet.ms": quiet,
             "group.id": f"bench-{uuid.uuid4().hex[:6]}",
             "auto.offset.reset": "latest",
             **extra,
@@ -176,6 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cutovers", type=int, default=8)
     parser.add_argument("--interval", type=float, default=2.5, help="seconds between flips")
+    parser.add_argument("--quiet-ms", default="0", help="kafkashim.cutover.drain.quiet.ms (ms or auto)")
+    parser.add_argument("--only", default="", help="run only the kafkashim runs whose name contains this")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kafkashim-bench-"))
     clusters = start_clusters(["origin", "destination"], work, progress=lambda m: print("..", m, flush=True))
@@ -189,12 +195,16 @@ def main() -> None:
             ("kafkashim latest", "latest", {}),
             ("kafkashim earliest", "earliest", {}),
             ("kafkashim committed, KIP-848", "committed", {"group.protocol": "consumer"}),
+            ("kafkashim latest, KIP-848", "latest", {"group.protocol": "consumer"}),
+            ("kafkashim committed, no prewarm", "committed", {"kafkashim.cutover.prewarm": False}),
         ]
         for name, strategy, extra in runs:
-            results[name] = run_shim(control, clusters, strategy, extra, args.cutovers, args.interval)
-            print(f"{name:32s} {summary(results[name])}", flush=True)
+            if args.only not in name:
+                continue
+            results[name] = run_shim(control, clusters, strategy, extra, args.cutovers, args.interval, args.quiet_ms)
+            print(f"{name:36s} {summary(results[name])}", flush=True)
         results["restart (plain process)"] = run_restart(control, clusters, args.cutovers, args.interval)
-        print(f"{'restart (plain process)':32s} {summary(results['restart (plain process)'])}", flush=True)
+        print(f"{'restart (plain process)':36s} {summary(results['restart (plain process)'])}", flush=True)
     finally:
         for c in clusters.values():
             c.stop()

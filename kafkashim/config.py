@@ -74,6 +74,18 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
+QUIET_AUTO: Final = -1
+"""``kafkashim.cutover.drain.quiet.ms=auto``: 0 while the fleet registry's census counts every registered
+producer, `QUIET_WITHOUT_FLEET_MS` otherwise (kafkashim.cutover.census)."""
+QUIET_WITHOUT_FLEET_MS: Final = 1_500
+
+
+def _parse_quiet(key: str, raw: object) -> int:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return QUIET_AUTO
+    return _parse_int(key, raw, 0, _HOUR_MS)
+
+
 def _parse_bool(key: str, raw: object) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -236,7 +248,8 @@ _SPECS: Final[dict[str, _Spec]] = {
     "kafkashim.color": _Spec("color", _parse_color, ""),
     "kafkashim.cutover.drain": _Spec("cutover_drain", _parse_bool, True),
     "kafkashim.cutover.drain.timeout.ms": _Spec("cutover_drain_timeout_ms", _int(0, _DAY_MS), 60_000),
-    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _int(0, _HOUR_MS), 1_500),
+    "kafkashim.cutover.drain.quiet.ms": _Spec("cutover_drain_quiet_ms", _parse_quiet, QUIET_AUTO),
+    "kafkashim.cutover.prewarm": _Spec("cutover_prewarm", _parse_bool, True),
     "kafkashim.schema.id.check": _Spec("schema_id_check", _parse_schema_id_check, "refuse"),
     "kafkashim.source.poll.interval.ms": _Spec("source_poll_interval_ms", _int(10, _HOUR_MS), 100),
     "kafkashim.source.startup.timeout.ms": _Spec("source_startup_timeout_ms", _int(0, _HOUR_MS), 10_000),
@@ -284,7 +297,9 @@ class ShimSettings:
     color: str = ""
     cutover_drain: bool = True
     cutover_drain_timeout_ms: int = 60_000
-    cutover_drain_quiet_ms: int = 1_500
+    cutover_drain_quiet_ms: int = QUIET_AUTO
+    """Milliseconds, or `QUIET_AUTO`."""
+    cutover_prewarm: bool = True
     schema_id_check: str = "refuse"
     source_poll_interval_ms: int = 100
     source_startup_timeout_ms: int = 10_000

@@ -1,9 +1,9 @@
 """The consumer's hand-off (I4), on the application's thread at its next poll()/consume() once armed.
 
-1. **Drain** (``kafkashim.cutover.drain``, default on): keep reading the old cluster until this member's lag
-   is 0 and no message arrived for ``kafkashim.cutover.drain.quiet.ms`` (producers moving at the same
-   moment may still write their last messages there), or until ``kafkashim.cutover.drain.timeout.ms``.
-   While draining, a blocking poll() returns after at most 200 ms so the check can run.
+1. **Drain** (``kafkashim.cutover.drain``, default on): keep reading the old cluster until the producers
+   that may write there have left it and this member has read up to the end offsets the brokers report
+   after that (`kafkashim.cutover.drain` says exactly when), or until ``kafkashim.cutover.drain.timeout.ms``.
+   While draining, a blocking poll() returns after at most 10 ms so the check can run.
 2. **Switch**: note the positions (and whatever else the offset strategy declared it needs from the old
    cluster), commit what the application was handed if it uses auto commit (with manual commits the
    application's own commits stand), and close the old consumer: it leaves its group, firing the
@@ -33,21 +33,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 import confluent_kafka
 from confluent_kafka import KafkaException, Message, TopicPartition
 
+from kafkashim.cutover.census import WriterCensus
 from kafkashim.cutover.consumer_io import (
     auto_commit_enabled,
     commit_processed,
     current_positions,
+    end_offsets,
     gather_facts,
     last_handed_timestamps,
     reader_config,
     resets_to_earliest,
     unread_messages,
 )
+from kafkashim.cutover.drain import Drain, Step, quiet_s
 from kafkashim.cutover.events import ConsumerDetails
 from kafkashim.cutover.handoff import Claim, Completion
 from kafkashim.cutover.plan import CutoverPlan, CutoverReason
+from kafkashim.cutover.prewarm import prepared_config
 from kafkashim.cutover.routes import Mode
 from kafkashim.cutover.states import Phase
+from kafkashim.cutover.writers import Census
 from kafkashim.offsets.checkpoints import checkpoints_topic, read_checkpoints
 from kafkashim.offsets.strategies import (
     Fact,
@@ -67,9 +72,10 @@ if TYPE_CHECKING:
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 
 # How long a poll() may block while draining before it returns so the drain check can run, and how often
-# that check may query the old cluster's watermarks.
-_DRAIN_POLL_S = 0.2
-_DRAIN_CHECK_INTERVAL_S = 0.2
+# that check runs (it reads the census and this member's positions; the brokers are asked for end offsets
+# only once the writers are gone).
+_DRAIN_POLL_S = 0.01
+_DRAIN_CHECK_INTERVAL_S = 0.005
 
 
 class ConsumerHotPath(Protocol):
@@ -77,13 +83,6 @@ class ConsumerHotPath(Protocol):
 
     poll: Callable[..., Message | None]
     consume: Callable[..., list[Message]]
-
-
-@dataclasses.dataclass
-class _StandbyDrain:
-    deadline: float
-    last_message_at: float
-    next_check: float = 0.0
 
 
 @dataclasses.dataclass
@@ -124,9 +123,10 @@ class ConsumerHandOff:
         self.manual: list[TopicPartition] | None = None
         self.assign_called = False
         self._joining: _Joining | None = None
-        self._drain_deadline = 0.0
-        self._next_drain_check = 0.0
-        self._last_message_at = 0.0
+        self._drain: Drain | None = None
+        """The read-down of the cluster an armed cutover leaves."""
+        self._census = WriterCensus(engine)
+        self._opened = False
         self._callback_errors: list[str] | None = None
         self._drain_left = 0
         self._subscribed: list[str] = []
@@ -135,7 +135,8 @@ class ConsumerHandOff:
         """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
         self._want = Mode.ACTIVE
         self._starts: dict[tuple[str, int], int] = {}
-        self._standby_drain: _StandbyDrain | None = None
+        self._standby_drain: Drain | None = None
+        """The read-down of the cluster a consumer going to standby stops processing on."""
         self._assigned_once = False
         """The current handle's group has assigned this member its partitions (an empty set counts)."""
         """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
@@ -145,9 +146,13 @@ class ConsumerHandOff:
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> confluent_kafka.Consumer:
+        if self._opened:  # a handle prepared for a cutover (the first one is the client's own)
+            conf = prepared_config(conf, self._engine.settings.cutover_prewarm)
+        self._opened = True
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
+        self._census.want()  # the drain that may follow reads the fleet's producers: have them read now
         handle.list_topics(timeout=timeout_s)
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
@@ -180,9 +185,7 @@ class ConsumerHandOff:
                 plan.source.name,
                 plan.target.name,
             )
-        self._drain_deadline = now + self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
-        self._last_message_at = now
-        self._next_drain_check = 0.0
+        self._drain = self._new_drain(now) if drain else None
         self._facade.poll = self._poll_armed
         self._facade.consume = self._consume_armed
         if drain:
@@ -205,8 +208,7 @@ class ConsumerHandOff:
         if mode is Mode.STANDBY and self._want is Mode.ACTIVE and settings.cutover_drain:
             # Blue/green: the set that stops being live first reads what its producers wrote (lag 0, then
             # quiet), so nothing waits on its cluster for a colour that may never be live again.
-            now = time.monotonic()
-            self._standby_drain = _StandbyDrain(now + settings.seconds(settings.cutover_drain_timeout_ms), now)
+            self._standby_drain = self._new_drain(time.monotonic())
         self._want = mode
         logger.info(
             "kafkashim: consumer %s on %s: %s",
@@ -248,27 +250,69 @@ class ConsumerHandOff:
         if drain is None or self._want is not Mode.STANDBY:
             self._standby_drain = None
             return False
-        settings = self._engine.settings
-        now = time.monotonic()
-        if self.topics is not None and not self._assigned_once and now < drain.deadline:
-            return True  # still joining: an empty assignment has no lag
-        if now >= drain.deadline:
-            logger.warning(
-                "kafkashim: consumer goes to standby on %s with unread messages: drain timeout (%d ms) reached",
-                self._engine.cluster,
-                settings.cutover_drain_timeout_ms,
-            )
-        elif now - drain.last_message_at < settings.seconds(settings.cutover_drain_quiet_ms) or now < drain.next_check:
+        try:
+            step = self._read_down(drain, time.monotonic())
+        except KafkaException:
+            step = Step.TIMEOUT  # the lag cannot be read: standby now (what is unread stays for when it is live)
+        if step is None:
             return True
-        else:
-            drain.next_check = now + _DRAIN_CHECK_INTERVAL_S
-            try:
-                if unread_messages(self._engine.handle, self._engine.app_conf, self._starts) > 0:
-                    return True
-            except KafkaException:
-                pass  # the lag cannot be read: standby now (what is unread stays for when it is live again)
+        if step is Step.TIMEOUT:
+            logger.warning(
+                "kafkashim: consumer goes to standby on %s with %s unread message(s): %s",
+                self._engine.cluster,
+                drain.left if drain.left >= 0 else "an unknown number of",
+                self._why_timed_out(drain),
+            )
         self._standby_drain = None
         return False
+
+    def _new_drain(self, now: float) -> Drain:
+        self._census.want()
+        timeout_s = self._engine.settings.seconds(self._engine.settings.cutover_drain_timeout_ms)
+        return Drain(started=now, deadline=now + timeout_s, last_message_at=now)
+
+    def _read_down(self, drain: Drain, now: float) -> Step | None:
+        """One check of ``drain`` (kafkashim.cutover.drain): None while it reads on, else how it ended
+        (`Step.CHECK_LAG`: read to the end; `Step.TIMEOUT`), with ``drain.left`` set. Raises KafkaException if
+        the old cluster cannot say its end offsets."""
+        if now < drain.next_check and now < drain.deadline:
+            return None
+        drain.next_check = now + _DRAIN_CHECK_INTERVAL_S
+        engine = self._engine
+        handle = engine.handle
+        assigned = {(tp.topic, tp.partition) for tp in handle.assignment()}
+        reading = self._census.read(engine.cluster, engine.following, self._read_topics(assigned))
+        staying = reading.verdict.census is Census.STAYING
+        if staying and drain.verdict.census is not Census.STAYING:
+            logger.info(
+                "kafkashim: consumer drains %s while producers stay there (%s): it leaves once no message came "
+                "for the quiet window",
+                engine.cluster,
+                ", ".join(reading.verdict.writers[:5]),
+            )
+        quiet = quiet_s(engine.settings.cutover_drain_quiet_ms, reading.fleet, staying)
+        joined = self.topics is None or self._assigned_once
+        step = drain.decide(now, joined, reading.verdict, quiet, assigned)
+        if step is Step.READ:
+            return None
+        if step is Step.FETCH_ENDS:
+            drain.got_ends(now, end_offsets(handle, engine.settings.seconds(engine.settings.cutover_timeout_ms)))
+        drain.left = unread_messages(handle, engine.app_conf, self._starts, drain.ends)
+        if step is Step.TIMEOUT:
+            return step
+        return Step.CHECK_LAG if drain.left == 0 else None
+
+    def _read_topics(self, assigned: set[tuple[str, int]]) -> set[str] | None:
+        """The topics a drain reads (for the census): None when a pattern subscription may match any."""
+        if self.topics is not None and any(t.startswith("^") for t in self._subscribed):
+            return None
+        return {t for t, _p in assigned} | ({*self._subscribed} if self.topics is not None else set())
+
+    def _why_timed_out(self, drain: Drain) -> str:
+        waited = ""
+        if drain.verdict.census is Census.WAITING and drain.verdict.writers:
+            waited = f"; producers that had not left it: {', '.join(drain.verdict.writers[:10])}"
+        return f"drain timeout ({self._engine.settings.cutover_drain_timeout_ms} ms) reached{waited}"
 
     def _sync_fetch(self) -> None:
         """On the application's thread: pause or resume every assigned partition as `_want` says (local
@@ -290,8 +334,8 @@ class ConsumerHandOff:
         self._sync_fetch()
         if self._still_draining():
             msg = self._engine.handle.poll(_bounded(timeout))
-            if msg is not None:
-                self._last_message_at = time.monotonic()
+            if msg is not None and self._drain is not None:
+                self._drain.last_message_at = time.monotonic()
             return msg
         self._hand_off()
         return None
@@ -300,8 +344,8 @@ class ConsumerHandOff:
         self._sync_fetch()
         if self._still_draining():
             msgs = self._engine.handle.consume(num_messages, _bounded(timeout))
-            if msgs:
-                self._last_message_at = time.monotonic()
+            if msgs and self._drain is not None:
+                self._drain.last_message_at = time.monotonic()
             return msgs
         self._hand_off()
         return []
@@ -316,12 +360,12 @@ class ConsumerHandOff:
 
     def _still_draining(self) -> bool:
         engine = self._engine
-        if engine.phase is not Phase.DRAINING:
+        drain = self._drain
+        if engine.phase is not Phase.DRAINING or drain is None:
             return False
         attempt = engine.attempt
-        now = time.monotonic()
         try:
-            return self._drain_check(now, attempt)
+            step = self._read_down(drain, time.monotonic())
         except KafkaException as exc:
             # The old cluster does not answer (the failover case): the lag cannot be known and waiting for it
             # would hold the consumer for good. Move on; the event says the unread count is unknown (-1).
@@ -330,39 +374,28 @@ class ConsumerHandOff:
                 engine.cluster,
                 engine.profile.redact_text(str(exc.args[0] if exc.args else exc)),
             )
-            self._drain_left = -1
-            engine.phase_event("drained", {"kafkashim.unread_left": -1, "kafkashim.drain.timed_out": True})
-            engine.drained(attempt, timed_out=True)
-            return False
-
-    def _drain_check(self, now: float, attempt: int) -> bool:
-        engine = self._engine
-        settings = engine.settings
-        if now >= self._drain_deadline:
-            lag = unread_messages(engine.handle, engine.app_conf, self._starts)
-            logger.warning(
-                "kafkashim: consumer leaves %s with %d unread message(s): drain timeout (%d ms) reached",
-                engine.cluster,
-                lag,
-                settings.cutover_drain_timeout_ms,
-            )
-            self._drain_left = lag
-            engine.phase_event("drained", {"kafkashim.unread_left": lag, "kafkashim.drain.timed_out": True})
-            engine.drained(attempt, timed_out=True)
-            return False
-        quiet_s = settings.seconds(settings.cutover_drain_quiet_ms)
-        if now < self._next_drain_check or now - self._last_message_at < quiet_s:
-            return True
-        if self.topics is not None and not self._assigned_once:
-            # Subscribed but the group has not assigned anything yet: an empty assignment has no lag, and
-            # leaving now would leave every message of the old cluster behind (the move came while joining).
-            return True
-        self._next_drain_check = now + _DRAIN_CHECK_INTERVAL_S
-        if unread_messages(engine.handle, engine.app_conf, self._starts) > 0:
-            return True
-        self._drain_left = 0
-        engine.phase_event("drained", {"kafkashim.unread_left": 0})
-        engine.drained(attempt, timed_out=False)
+            drain.left = -1
+            step = Step.TIMEOUT
+        else:
+            if step is None:
+                return True
+            if step is Step.TIMEOUT:
+                logger.warning(
+                    "kafkashim: consumer leaves %s with %d unread message(s): %s",
+                    engine.cluster,
+                    drain.left,
+                    self._why_timed_out(drain),
+                )
+        self._drain_left = drain.left
+        timed_out = step is Step.TIMEOUT
+        attributes: dict[str, str | int | float | bool] = {
+            "kafkashim.unread_left": drain.left,
+            "kafkashim.drain.census": drain.verdict.census.value,
+        }
+        if timed_out:
+            attributes["kafkashim.drain.timed_out"] = True
+        engine.phase_event("drained", attributes)
+        engine.drained(attempt, timed_out=timed_out)
         return False
 
     # ------------------------------------------------------------------- HandOff protocol: switch

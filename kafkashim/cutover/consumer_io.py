@@ -54,6 +54,7 @@ def unread_messages(
     handle: confluent_kafka.Consumer,
     app_conf: Mapping[str, Any],
     starts: Mapping[tuple[str, int], int] | None = None,
+    ends: Mapping[tuple[str, int], int] | None = None,
 ) -> int:
     """Messages of this member's assignment not yet handed to the application (0 when unassigned).
 
@@ -68,8 +69,12 @@ def unread_messages(
         # (fetch.wait.max.ms, 500 ms by default); a ListOffsets round trip per partition took ~0.4 s each
         # on a loaded broker and dominated the drain. Only partitions not fetched yet ask the broker.
         low, high = handle.get_watermark_offsets(tp, cached=True)
-        if high < 0:
-            low, high = handle.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
+        end = (ends or {}).get((topic, partition))
+        if end is not None:
+            high = end  # read from the brokers after the writers left (kafkashim.cutover.drain)
+        if high < 0 or (offset < 0 and low < 0):
+            low, fresh = handle.get_watermark_offsets(tp, timeout=_WATERMARK_TIMEOUT_S, cached=False)
+            high = fresh if end is None else end
         start = (starts or {}).get((topic, partition))
         if offset < 0 and start is not None and start >= 0:
             lag += max(high - max(start, low), 0)
@@ -80,6 +85,22 @@ def unread_messages(
         else:
             lag += max(high - offset, 0)
     return lag
+
+
+def end_offsets(handle: confluent_kafka.Consumer, timeout_s: float) -> dict[Key, int]:
+    """The end offset of every assigned partition, asked of the brokers now: ListOffsets ``LATEST`` (timestamp
+    -1), one request per leader, through ``offsets_for_times``; with ``isolation.level=read_committed`` (the
+    default) the last stable offset, which is as far as this consumer can read. Partitions the brokers
+    answered with an error are left out (the cached high watermark stands in for them)."""
+    assignment = handle.assignment()
+    if not assignment:
+        return {}
+    asked = [TopicPartition(tp.topic, tp.partition, -1) for tp in assignment]
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in handle.offsets_for_times(asked, timeout=timeout_s)
+        if tp.error is None and tp.offset >= 0
+    }
 
 
 def commit_processed(handle: confluent_kafka.Consumer) -> str | None:

@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException
 from kafkashim.config import ShimSettings, merge_config, split_config
 from kafkashim.control.document import ClusterProfile, ControlDocument, redact_text
 from kafkashim.control.plane import ControlPlane
+from kafkashim.cutover.census import enlist as enlist_writer
 from kafkashim.cutover.events import (
     CutoverDetails,
     CutoverEvent,
@@ -110,6 +111,8 @@ class CutoverEngine(Generic[H]):
             Placement(profile, doc.epoch, route.mode), self._clock
         )
         register_client(self)
+        if self.role == "producer":
+            enlist_writer(self)  # this process's consumers' drains count it (kafkashim.cutover.census)
         return self.handle
 
     def follow(self) -> None:
@@ -132,6 +135,13 @@ class CutoverEngine(Generic[H]):
     @property
     def epoch(self) -> int:
         return self.model.current.epoch
+
+    @property
+    def following(self) -> int:
+        """The epoch of the document the client follows: the one it moves for while a move is under way."""
+        model = self.model
+        target = model.target
+        return target.epoch if target is not None else model.current.epoch
 
     @property
     def mode(self) -> Mode:

@@ -47,6 +47,7 @@ from kafkashim.cutover.delivery import (
 from kafkashim.cutover.events import ProducerDetails
 from kafkashim.cutover.handoff import Claim, Completion, HandOffFailed
 from kafkashim.cutover.plan import CutoverPlan
+from kafkashim.cutover.prewarm import prepared_config
 from kafkashim.cutover.routes import Mode
 from kafkashim.cutover.states import Phase
 from kafkashim.telemetry import logger
@@ -83,15 +84,26 @@ class ProducerHandOff:
         self._mode_lock = threading.Lock()
         self._resumed = threading.Event()
         self._resumed.set()
+        self._opened = False
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
+        if self._opened:  # a handle prepared for a cutover (the first one is the client's own)
+            conf = prepared_config(conf, self._engine.settings.cutover_prewarm)
+        self._opened = True
         route = Route()
         route.producer = confluent_kafka.Producer(routed_config(conf, route))
         return route
 
     def check(self, handle: Route, timeout_s: float, plan: CutoverPlan) -> None:
-        handle.handle.list_topics(timeout=timeout_s)
+        producer = handle.handle
+        producer.list_topics(timeout=timeout_s)
+        if self._engine.settings.cutover_prewarm:
+            # The first answer may come over the bootstrap connection, which librdkafka drops once it has
+            # learnt the brokers; a second request goes to a learnt broker and returns once its connection is
+            # up, so the first produce() after the switch does not wait for a connection (kafkashim/cutover/
+            # prewarm.py; with every broker connecting meanwhile).
+            producer.list_topics(timeout=timeout_s)
 
     def discard(self, handle: Route) -> None:
         handle.handle.close()  # never given a message: nothing to flush

@@ -1,0 +1,104 @@
+"""Gathering the drain's census (`kafkashim.cutover.writers`): this process's producers, and the fleet's.
+
+This process's producers are known exactly: every producer engine is listed here once it has its first
+handle (`enlist`), and read when a consumer's drain asks. Other processes' producers come from the fleet
+registry's view (`kafkashim.registry.fleet`), read only while some consumer of this process drains, and
+only when the consumer is registered itself (same Consul prefix, so the same cluster names).
+
+Only clients that follow the same control source are counted: cluster names are a document's names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kafkashim.cutover.writers import Verdict, WriterFacts, verdict
+
+_producers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def enlist(engine: Any) -> None:
+    """List a producer engine (once it has a handle) for the census of this process's consumers."""
+    _producers.add(engine)
+
+
+def local_writers(source: str) -> list[WriterFacts]:
+    """The producers of this process that follow ``source``, as the census sees them now."""
+    out = []
+    for engine in list(_producers):
+        if engine.settings.source != source:
+            continue
+        facts = _facts(engine)
+        if facts is not None:
+            out.append(facts)
+    return out
+
+
+def _facts(engine: Any) -> WriterFacts | None:
+    model = getattr(engine, "model", None)
+    if model is None:
+        return None
+    mode = engine.mode.value
+    queued = None
+    if mode != "active":
+        with contextlib.suppress(Exception):  # closed meanwhile: nothing is queued any more
+            queued = len(engine.handle.handle)
+    topics = None
+    member = getattr(engine, "registry_member", None)
+    if member is not None:
+        produced, _consumed = member.topics.topics()
+        topics = frozenset(produced) or None
+    identity = engine.identity
+    name = identity.transactional_id or identity.client_id or f"producer {id(engine):x}"
+    return WriterFacts(
+        name=name,
+        cluster=engine.cluster,
+        epoch=engine.epoch,
+        state=engine.state.value,
+        mode=mode,
+        topics=topics,
+        queued=queued,
+    )
+
+
+@dataclass(frozen=True)
+class Reading:
+    verdict: Verdict
+    fleet: bool
+    """The fleet registry's view was part of it: every registered producer under the prefix was counted."""
+
+
+class WriterCensus:
+    """The census one consumer's drains read (application thread)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._fleet: Any = None
+        self._fleet_known = False
+
+    def _view(self) -> Any:
+        if not self._fleet_known:
+            self._fleet_known = True
+            with contextlib.suppress(ImportError, AttributeError):
+                from kafkashim.registry import fleet_view_for
+
+                self._fleet = fleet_view_for(self._engine)
+        return self._fleet
+
+    def want(self) -> None:
+        """A drain is coming or under way: have the fleet's view read (no I/O here)."""
+        view = self._view()
+        if view is not None:
+            view.want()
+
+    def read(self, cluster: str, epoch: int, topics: Iterable[str] | None) -> Reading:
+        writers = local_writers(self._engine.settings.source)
+        view = self._view()
+        remote = view.producers() if view is not None else None
+        if remote is not None:
+            writers += remote[0]
+        return Reading(verdict(cluster, epoch, topics, writers), remote is not None)

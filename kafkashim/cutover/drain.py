@@ -1,0 +1,84 @@
+"""One read-down of a cluster a consumer is about to stop reading: its rule, as state and pure decisions.
+
+A consumer drains the cluster it leaves at a cutover, and the cluster it stops processing on when its colour
+goes to standby (blue/green). Both end the same way:
+
+1. **The writers are gone.** The census (`kafkashim.cutover.writers`) says no producer it sees may still
+   write there: this process's producers, and with the fleet registry every registered one. While one may
+   (it has not applied the document yet, or its hand-off is still flushing there), the drain reads on.
+2. **Quiet, for the writers it cannot see.** No message for ``kafkashim.cutover.drain.quiet.ms``. By default
+   (``auto``) 0 when the fleet registry's view was part of the census, 1.5 s otherwise.
+3. **Read up to the end.** The end offsets are read from the brokers *after* 1 and 2 (one ListOffsets request
+   per broker), and the drain reads every assigned partition up to them. A cached high watermark would not
+   do: the fetch response carrying the last writes can still be on its way when the census says "gone".
+
+Bounded by ``kafkashim.cutover.drain.timeout.ms``, then the consumer leaves, reporting the unread count and
+the writers it was waiting for. A subscribed consumer that has not had its first assignment yet has no lag
+to speak of: it waits for one (bounded the same way), since "nothing assigned" is not "nothing left".
+
+The I/O (polls, the census's reads, ListOffsets) is the consumer hand-off's; what is decided here is pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kafkashim.config import QUIET_AUTO, QUIET_WITHOUT_FLEET_MS
+from kafkashim.cutover.writers import Census, Verdict
+
+Key = tuple[str, int]
+
+
+class Step(StrEnum):
+    READ = "read"
+    """Keep reading the cluster (poll with a short timeout, check again)."""
+    FETCH_ENDS = "fetch_ends"
+    """Ask the brokers for the end offsets now, then `Drain.reached` decides."""
+    CHECK_LAG = "check_lag"
+    """Compare the positions with the end offsets already fetched."""
+    TIMEOUT = "timeout"
+
+
+def quiet_s(setting_ms: int, fleet: bool, staying: bool) -> float:
+    """The quiet window in seconds: the setting, or for ``auto`` 0 when the fleet census counted every
+    registered producer. Writers that stay on the cluster (the census cannot end the drain) get the window
+    without the fleet's exemption."""
+    if setting_ms != QUIET_AUTO:
+        return setting_ms / 1000
+    return 0.0 if fleet and not staying else QUIET_WITHOUT_FLEET_MS / 1000
+
+
+@dataclass
+class Drain:
+    """The state of one drain (application thread only)."""
+
+    started: float
+    deadline: float
+    last_message_at: float
+    next_check: float = 0.0
+    ends: dict[Key, int] = field(default_factory=dict)
+    """End offsets read from the brokers once the writers were gone (and the quiet window passed)."""
+    ends_at: float = float("-inf")
+    verdict: Verdict = field(default_factory=lambda: Verdict(Census.WAITING))
+    left: int = 0
+    """Messages left unread when it ended (-1: unknown)."""
+
+    def decide(self, now: float, joined: bool, verdict: Verdict, quiet: float, assigned: set[Key]) -> Step:
+        """What to do at a check: ``joined`` is False while a subscribed consumer awaits its first
+        assignment; ``assigned`` the partitions it holds now."""
+        self.verdict = verdict
+        if now >= self.deadline:
+            return Step.TIMEOUT
+        if not joined or verdict.census is Census.WAITING:
+            return Step.READ
+        if now - self.last_message_at < quiet:
+            return Step.READ
+        stale = quiet > 0 and self.last_message_at > self.ends_at  # an unseen writer may have written since
+        if stale or not assigned <= self.ends.keys():
+            return Step.FETCH_ENDS
+        return Step.CHECK_LAG
+
+    def got_ends(self, now: float, ends: dict[Key, int]) -> None:
+        self.ends.update(ends)
+        self.ends_at = now

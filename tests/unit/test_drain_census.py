@@ -1,0 +1,120 @@
+"""The drain's census and its decisions (kafkashim.cutover.writers, kafkashim.cutover.drain): pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from kafkashim.config import QUIET_AUTO, split_config
+from kafkashim.cutover.drain import Drain, Step, quiet_s
+from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
+from kafkashim.errors import ConfigurationError
+
+
+def writer(**kw: object) -> WriterFacts:
+    base: dict[str, object] = {"name": "p", "cluster": "origin", "epoch": 7, "state": "steady"}
+    return WriterFacts(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_no_writer_means_left() -> None:
+    assert verdict("origin", 7, {"t"}, []) == Verdict(Census.LEFT)
+
+
+def test_a_writer_that_moved_and_settled_elsewhere_has_left() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest")]).census is Census.LEFT
+
+
+def test_a_writer_elsewhere_mid_hand_off_has_left_the_origin() -> None:
+    # A producer's hand-off flushes the old cluster before it switches: once its engine says "dest", nothing
+    # more goes to "origin", whatever its phase.
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", state="joining")]).census is Census.LEFT
+
+
+@pytest.mark.parametrize("state", ["preparing", "handing_off", "draining"])
+def test_a_writer_still_on_the_cluster_mid_hand_off_is_waited_for(state: str) -> None:
+    got = verdict("origin", 7, {"t"}, [writer(state=state, name="orders")])
+    assert got == Verdict(Census.WAITING, ("orders",))
+
+
+def test_a_writer_that_has_not_applied_the_document_yet_is_waited_for() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(epoch=6)]).census is Census.WAITING
+    assert verdict("origin", 7, {"t"}, [writer(epoch=8)]).census is Census.WAITING  # ahead: a flip back
+
+
+def test_a_writer_that_applied_the_document_and_stays_active_stays() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(name="a")]) == Verdict(Census.STAYING, ("a",))
+
+
+def test_waiting_wins_over_staying() -> None:
+    got = verdict("origin", 7, None, [writer(name="a"), writer(name="b", epoch=6)])
+    assert got == Verdict(Census.WAITING, ("b",))
+
+
+def test_a_paused_writer_has_left_once_its_queue_is_empty() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(mode="paused", queued=3)]).census is Census.WAITING
+    assert verdict("origin", 7, {"t"}, [writer(mode="paused", queued=0)]).census is Census.LEFT
+    assert verdict("origin", 7, {"t"}, [writer(mode="standby", queued=None)]).census is Census.LEFT
+
+
+def test_topics_filter_writers_only_when_both_sides_are_known() -> None:
+    other = writer(epoch=6, topics=frozenset({"other"}))
+    assert verdict("origin", 7, {"t"}, [other]).census is Census.LEFT
+    assert verdict("origin", 7, None, [other]).census is Census.WAITING  # a pattern subscription: any topic
+    assert verdict("origin", 7, {"t"}, [writer(epoch=6, topics=None)]).census is Census.WAITING
+    assert verdict("origin", 7, {"t"}, [writer(epoch=6, topics=frozenset({"t", "u"}))]).census is Census.WAITING
+
+
+def test_closed_writers_do_not_count() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(state="closed", epoch=1)]).census is Census.LEFT
+
+
+def test_quiet_window_auto_is_zero_only_with_the_fleet_census() -> None:
+    assert quiet_s(QUIET_AUTO, fleet=True, staying=False) == 0.0
+    assert quiet_s(QUIET_AUTO, fleet=False, staying=False) == 1.5
+    assert quiet_s(QUIET_AUTO, fleet=True, staying=True) == 1.5
+    assert quiet_s(300, fleet=True, staying=False) == 0.3
+
+
+def test_quiet_setting_parses_auto_and_milliseconds() -> None:
+    settings, _ = split_config({"kafkashim.source": "file:///x", "kafkashim.cutover.drain.quiet.ms": "auto"}, {})
+    assert settings.cutover_drain_quiet_ms == QUIET_AUTO
+    settings, _ = split_config({"kafkashim.source": "file:///x", "kafkashim.cutover.drain.quiet.ms": "20"}, {})
+    assert settings.cutover_drain_quiet_ms == 20
+    with pytest.raises(ConfigurationError, match="drain.quiet.ms"):
+        split_config({"kafkashim.source": "file:///x", "kafkashim.cutover.drain.quiet.ms": "-1"}, {})
+
+
+LEFT = Verdict(Census.LEFT)
+KEYS = {("t", 0), ("t", 1)}
+
+
+def test_drain_reads_while_writers_may_write_or_before_the_first_assignment() -> None:
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(1.0, True, Verdict(Census.WAITING, ("p",)), 0.0, KEYS) is Step.READ
+    assert d.decide(1.0, False, LEFT, 0.0, KEYS) is Step.READ
+
+
+def test_drain_asks_for_end_offsets_once_the_writers_left_then_compares() -> None:
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.5)
+    assert d.decide(1.0, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    d.last_message_at = 1.1  # read towards the ends: no need to ask again (no writer it cannot see)
+    assert d.decide(1.2, True, LEFT, 0.0, KEYS) is Step.CHECK_LAG
+    # A partition assigned by a rebalance meanwhile has no end offset yet.
+    assert d.decide(1.3, True, LEFT, 0.0, {*KEYS, ("t", 2)}) is Step.FETCH_ENDS
+
+
+def test_drain_with_a_quiet_window_asks_again_after_a_message_came() -> None:
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(0.1, True, LEFT, 0.3, KEYS) is Step.READ
+    assert d.decide(0.4, True, LEFT, 0.3, KEYS) is Step.FETCH_ENDS
+    d.got_ends(0.4, {("t", 0): 1, ("t", 1): 1})
+    assert d.decide(0.5, True, LEFT, 0.3, KEYS) is Step.CHECK_LAG
+    d.last_message_at = 0.6  # an unseen writer wrote: wait for quiet again, then ask the brokers again
+    assert d.decide(0.7, True, LEFT, 0.3, KEYS) is Step.READ
+    assert d.decide(1.0, True, LEFT, 0.3, KEYS) is Step.FETCH_ENDS
+
+
+def test_drain_times_out_whatever_the_census_says() -> None:
+    d = Drain(started=0.0, deadline=5.0, last_message_at=0.0)
+    assert d.decide(5.0, True, Verdict(Census.WAITING, ("p",)), 0.0, KEYS) is Step.TIMEOUT
+    assert d.verdict.writers == ("p",)
