@@ -88,7 +88,7 @@ class CutoverEngine(Generic[H]):
         """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
-        attach_registry(self)  # the fleet registry (kafkashim/registry/): off the application's threads
+        self.registry_member = attach_registry(self)  # the fleet registry (kafkashim/registry/), off-thread
 
     def start(self, handoff: HandOff[H]) -> H:
         """Open the first handle on the cluster the current document routes this client to; returns it.

@@ -11,7 +11,9 @@ Where: a ``consul://`` source registers under its own prefix, or under ``kafkash
 ``kafkashim.registry.consul`` is set.
 
 The engine calls `attach` once, from its constructor, before the first handle is opened (so the topic
-observation's statistics settings reach every handle).
+observation's statistics settings reach every handle), and keeps the `Member` it returns as
+``engine.registry_member``. `fleet_view_for` gives a consumer's drain the view of the other processes'
+producers under the same prefix (`kafkashim.registry.fleet`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import os
 from typing import Any
 
 from kafkashim.errors import ConfigurationError
+from kafkashim.registry.fleet import FleetView
 from kafkashim.registry.registrar import Member, Registrar
 from kafkashim.telemetry import logger
 
-__all__ = ["Member", "Registrar", "attach", "registry_url"]
+__all__ = ["FleetView", "Member", "Registrar", "attach", "fleet_view_for", "registry_url"]
 
 
 def registry_url(source: str, registry_consul: str) -> str:
@@ -52,6 +55,15 @@ def attach(engine: Any) -> Member | None:
         # The registry never stops a client: a registry it cannot configure is off, said once.
         _off_once(f"{exc}")
         return None
+
+
+def fleet_view_for(engine: Any) -> FleetView | None:
+    """The fleet view of the registrar ``engine`` joined (``engine.registry_member``, set by the engine from
+    `attach`), or None when ``engine`` is not registered."""
+    member = getattr(engine, "registry_member", None)
+    if not isinstance(member, Member):
+        return None
+    return member.registrar.fleet_view()
 
 
 _said: set[str] = set()

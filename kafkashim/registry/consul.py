@@ -16,6 +16,9 @@ Calls (api-docs/session.mdx, api-docs/txn.mdx, api-docs/kv.mdx):
 - ``PUT /v1/session/destroy/<id>``: at exit, so a clean shutdown removes the entries at once.
 - ``PUT /v1/txn``: up to 64 KV operations in one request (Consul's limit): ``lock`` (write + acquire with
   the session) and ``delete``. A transaction is all or nothing; 409 lists the operations that failed.
+- ``GET /v1/kv/<path>?recurse[&index=&wait=]``: the fleet view's listing (`kafkashim.registry.fleet`), a
+  blocking query when given an index; 404 is an empty listing. A listing the token may not read whole
+  (``X-Consul-Results-Filtered-By-Acls: true``) is an error: a census with holes would miss writers.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ TXN_MAX_OPS: Final = 64
 """Consul refuses a transaction of more operations (agent/txn_endpoint.go, maxTxnOps)."""
 
 _TIMEOUT_S: Final = 5.0
+_FILTERED_HEADER: Final = "X-Consul-Results-Filtered-By-Acls"
 
 
 class ConsulError(Exception):
@@ -139,6 +143,47 @@ class ConsulHttp:
             failed = [int(e.get("OpIndex", 0)) for e in answer.body.get("Errors") or [] if isinstance(e, dict)]
             return failed or list(range(len(ops)))
         return []
+
+    def get_kv_recurse(self, path: str, index: int, wait_s: int) -> tuple[list[dict[str, Any]], int]:
+        """``GET /v1/kv/<path>?recurse``, blocking until the index under ``path`` passes ``index`` (or
+        ``wait_s`` ends) when ``index`` >= 1: (the entries as Consul lists them, X-Consul-Index). Values stay
+        base64: the caller decodes what it reads."""
+        import requests
+
+        params: dict[str, str] = {"recurse": ""}
+        timeout_s = self._timeout_s
+        if index >= 1:
+            params |= {"index": str(index), "wait": f"{wait_s}s"}
+            timeout_s += wait_s * 17 / 16  # Consul adds up to wait/16 of jitter
+        self.requests += 1
+        try:
+            answer = self._http.get(self.base + f"/v1/kv/{path}", params=params, timeout=timeout_s)
+        except requests.RequestException as exc:
+            raise ConsulError(f"cannot reach Consul at {self.base}: {type(exc).__name__}") from None
+        if str(answer.headers.get(_FILTERED_HEADER, "")).lower() == "true":
+            raise ConsulError(
+                f"Consul at {self.base} left keys out of the {path} listing: the token may not read them all",
+                answer.status_code,
+            )
+        if answer.status_code not in (200, 404):
+            raise ConsulError(
+                f"Consul at {self.base} answered the {path} listing with HTTP {answer.status_code}: "
+                f"{answer.text.strip()[:300]}",
+                answer.status_code,
+            )
+        try:
+            new_index = int(answer.headers.get("X-Consul-Index", ""))
+        except ValueError:
+            raise ConsulError(f"Consul at {self.base} sent a {path} listing without X-Consul-Index") from None
+        if answer.status_code == 404:
+            return [], new_index
+        try:
+            items = answer.json()
+        except ValueError:
+            raise ConsulError(f"Consul at {self.base} sent a {path} listing that is not JSON", 200) from None
+        if not isinstance(items, list):
+            raise ConsulError(f"Consul at {self.base} sent a {path} listing that is not a list", 200)
+        return [item for item in items if isinstance(item, dict)], new_index
 
     def close(self) -> None:
         self._http.close()

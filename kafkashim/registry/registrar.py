@@ -53,6 +53,7 @@ from kafkashim.control.backoff import Backoff
 from kafkashim.cutover.events import CutoverEvent
 from kafkashim.registry import entry
 from kafkashim.registry.consul import TXN_MAX_OPS, ConsulError, ConsulHttp, Op, SessionGone
+from kafkashim.registry.fleet import FleetView
 from kafkashim.registry.topics import TopicObserver
 from kafkashim.telemetry import logger
 
@@ -112,6 +113,8 @@ class Registrar:
 
     def __init__(self, url: str, settings: ShimSettings, environ: Mapping[str, str]) -> None:
         self.consul = ConsulHttp(url, environ)
+        self._environ = environ
+        self._fleet: FleetView | None = None
         self.url = self.consul.url
         self.prefix = self.consul.prefix
         self.ttl_s = settings.seconds(settings.registry_ttl_ms)
@@ -169,6 +172,20 @@ class Registrar:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def fleet_view(self) -> FleetView:
+        """The view of the other processes' entries under this prefix (`kafkashim.registry.fleet`), created
+        on first use; it reads nothing until `FleetView.want` is called."""
+        with self._lock:
+            if self._fleet is None:
+                self._fleet = FleetView(self.url, self._environ, backoff_max_s=self._backoff.cap_s)
+            return self._fleet
+
+    def _close_fleet_view(self) -> None:
+        with self._lock:
+            fleet = self._fleet
+        if fleet is not None:
+            fleet.close()
 
     def clients(self) -> list[Member]:
         with self._lock:
@@ -314,6 +331,7 @@ class Registrar:
                 del Registrar._all[self._key()]
             self._stop.set()
         self.close_session()
+        self._close_fleet_view()
         return True
 
     def _key(self) -> str:
@@ -332,6 +350,7 @@ class Registrar:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=_EXIT_TIMEOUT_S)
         self.close_session()
+        self._close_fleet_view()
 
     # ------------------------------------------------------------------------------ reporting
     def _healthy(self) -> None:
