@@ -9,7 +9,8 @@ they read on until the census says the producer has left it (the producer is thi
 kafkashim.Producer, which the census sees exactly), then up to the end offsets the brokers report after
 that. No writer is unseen here, so the quiet window for unseen writers is 0 (``--quiet-ms``, default 0;
 ``auto`` would be 1.5 s with a ``file://`` source, 0 with the fleet registry's view). Handles prepared for a
-cutover connect to every broker up front (``kafkashim.cutover.prewarm``). The restart baseline stops a plain confluent_kafka consumer *process* (close, exit) and
+cutover connect to every broker up front (``kafkashim.cutover.prewarm``). The restart baseline stops a plain
+confluent_kafka consumer *process* (close, exit) and
 starts a new one on the new bootstrap (fresh group, ``auto.offset.reset=latest``) until its first message.
 
 Runs: ``committed``, ``latest``, ``earliest`` with the classic group protocol, ``committed`` and ``latest``

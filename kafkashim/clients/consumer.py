@@ -144,6 +144,7 @@ class Consumer(ShimClient[confluent_kafka.Consumer]):
         """Stop following the control document, then `confluent_kafka.Consumer.close`."""
         with self._handoff.quiesced():
             handle = self._engine.close()
+        self._handoff.drop_ends_reader()
         if handle is not None:
             handle.close()
 

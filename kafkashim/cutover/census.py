@@ -98,7 +98,10 @@ class WriterCensus:
     def read(self, cluster: str, epoch: int, topics: Iterable[str] | None) -> Reading:
         writers = local_writers(self._engine.settings.source)
         view = self._view()
-        remote = view.producers() if view is not None else None
+        remote = None
+        if view is not None:
+            view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
+            remote = view.producers()
         if remote is not None:
             writers += remote[0]
         return Reading(verdict(cluster, epoch, topics, writers), remote is not None)

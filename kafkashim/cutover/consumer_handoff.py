@@ -33,12 +33,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import confluent_kafka
 from confluent_kafka import KafkaException, Message, TopicPartition
 
+from kafkashim.control.document import ClusterProfile
 from kafkashim.cutover.census import WriterCensus
 from kafkashim.cutover.consumer_io import (
     auto_commit_enabled,
     commit_processed,
     current_positions,
     end_offsets,
+    ends_reader,
     gather_facts,
     last_handed_timestamps,
     reader_config,
@@ -126,6 +128,9 @@ class ConsumerHandOff:
         self._drain: Drain | None = None
         """The read-down of the cluster an armed cutover leaves."""
         self._census = WriterCensus(engine)
+        self._ends: tuple[ClusterProfile, confluent_kafka.Consumer] | None = None
+        """A handle on the cluster being drained that asks for its end offsets (`end_offsets`)."""
+        self._ends_lock = threading.Lock()
         self._opened = False
         self._callback_errors: list[str] | None = None
         self._drain_left = 0
@@ -152,7 +157,9 @@ class ConsumerHandOff:
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
-        self._census.want()  # the drain that may follow reads the fleet's producers: have them read now
+        if self._drains(plan):
+            self._census.want()  # the drain that follows reads the fleet's producers: have them read now
+            self._ends_reader(plan.source)  # connects now, in the background, so the drain's ask is quick
         handle.list_topics(timeout=timeout_s)
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
@@ -169,16 +176,19 @@ class ConsumerHandOff:
         self._facade.poll = handle.poll
         self._facade.consume = handle.consume
 
+    def _drains(self, plan: CutoverPlan) -> bool:
+        """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
+        cluster, where unread messages will still be, so it hands off at once. A consumer moving first
+        (Stop-Restart-Repeat: producers keep writing to the old cluster) would never see it go quiet; what
+        they write reaches the new one through replication."""
+        has_work = self.topics is not None or bool(self.manual)
+        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
+        return drain and not plan.producers_stay
+
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()
-        has_work = self.topics is not None or bool(self.manual)
-        # Draining empties the old cluster before leaving it; a credentials-only cutover stays on the same
-        # cluster, where unread messages will still be, so it hands off at once.
-        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
-        if drain and plan.producers_stay:
-            # Consumers first (Stop-Restart-Repeat): producers keep writing to the old cluster, so it never
-            # goes quiet; what they write reaches the new one through replication.
-            drain = False
+        drain = self._drains(plan)
+        if plan.producers_stay and self._engine.settings.cutover_drain and plan.reason is CutoverReason.CLUSTER:
             logger.warning(
                 "kafkashim: consumer leaves %s without draining it: producers are still sent there, so this move "
                 "relies on replication (Cluster Linking, MirrorMaker 2) bringing their messages to %s",
@@ -264,6 +274,7 @@ class ConsumerHandOff:
                 self._why_timed_out(drain),
             )
         self._standby_drain = None
+        self.drop_ends_reader()
         return False
 
     def _new_drain(self, now: float) -> Drain:
@@ -296,11 +307,31 @@ class ConsumerHandOff:
         if step is Step.READ:
             return None
         if step is Step.FETCH_ENDS:
-            drain.got_ends(now, end_offsets(handle, engine.settings.seconds(engine.settings.cutover_timeout_ms)))
+            reader = self._ends_reader(engine.profile)
+            timeout_s = engine.settings.seconds(engine.settings.cutover_timeout_ms)
+            drain.got_ends(now, end_offsets(reader, assigned, timeout_s))
         drain.left = unread_messages(handle, engine.app_conf, self._starts, drain.ends)
         if step is Step.TIMEOUT:
             return step
         return Step.CHECK_LAG if drain.left == 0 else None
+
+    def _ends_reader(self, profile: ClusterProfile) -> confluent_kafka.Consumer:
+        with self._ends_lock:
+            if self._ends is not None and self._ends[0] == profile:
+                return self._ends[1]
+            old, reader = self._ends, ends_reader(self._engine.config_for(profile))
+            self._ends = (profile, reader)
+        if old is not None:
+            _close_soon(old[1])
+        return reader
+
+    def drop_ends_reader(self) -> None:
+        """Close the end-offsets reader (after a switch, a standby drain, or at close): in the background,
+        since a cluster that does not answer can hold a close for a while."""
+        with self._ends_lock:
+            old, self._ends = self._ends, None
+        if old is not None:
+            _close_soon(old[1])
 
     def _read_topics(self, assigned: set[tuple[str, int]]) -> set[str] | None:
         """The topics a drain reads (for the census): None when a pattern subscription may match any."""
@@ -421,6 +452,7 @@ class ConsumerHandOff:
             self._callback_errors.append(str(exc))
         finally:
             errors, self._callback_errors = self._callback_errors, None
+        self.drop_ends_reader()  # the old cluster is left
         details = dataclasses.replace(details, leave_s=round(time.monotonic() - started, 4))
         if errors:
             details = dataclasses.replace(details, close_error=plan.source.redact_text("; ".join(errors)))
@@ -719,6 +751,10 @@ class ConsumerHandOff:
             gone = {(tp.topic, tp.partition) for tp in partitions}
             self.manual = [tp for tp in self.manual if (tp.topic, tp.partition) not in gone]
         self._engine.handle.incremental_unassign(partitions)
+
+
+def _close_soon(handle: confluent_kafka.Consumer) -> None:
+    threading.Thread(target=handle.close, name="kafkashim-close-reader", daemon=True).start()
 
 
 def _summary(details: ConsumerDetails, moves: tuple[PartitionMove, ...]) -> ConsumerDetails:

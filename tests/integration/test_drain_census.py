@@ -4,7 +4,7 @@ left it, and then reads up to the end offsets the brokers report after that (kaf
 The producer here moves late on purpose (``kafkashim.cutover.jitter.ms``: up to 0.8 s after each flip it
 still writes to the cluster it leaves), and the consumers have no quiet window at all
 (``kafkashim.cutover.drain.quiet.ms=0``), so nothing but the census keeps them reading: with the census
-replaced by "nobody writes" (measured when this was written: 3 flips, 600-1,100 messages stranded per run)
+replaced by "nobody writes" (measured when this was written: 230 of 4,265 messages stranded on the cluster left behind)
 they leave at lag 0 while the producer still writes there.
 """
 
@@ -35,7 +35,7 @@ def test_consumers_wait_for_a_late_producer_then_read_to_the_end(two_cluster_con
     fleet.start()
     try:
         for n, to in enumerate(["destination", "origin", "destination"]):
-            wait_for(lambda: sum(fleet.tally.sent.values()) > 200 * (n + 1), "load before the flip")
+            wait_for(lambda n=n: sum(fleet.tally.sent.values()) > 200 * (n + 1), "load before the flip")
             two_cluster_control.flip(to)
             wait_for(lambda to=to, n=n: _moved(fleet, to, n // 2 + 1), f"every client on {to}", 90)
         fleet.stop_load()

@@ -79,7 +79,7 @@ def test_quiet_setting_parses_auto_and_milliseconds() -> None:
     assert settings.cutover_drain_quiet_ms == QUIET_AUTO
     settings, _ = split_config({"kafkashim.source": "file:///x", "kafkashim.cutover.drain.quiet.ms": "20"}, {})
     assert settings.cutover_drain_quiet_ms == 20
-    with pytest.raises(ConfigurationError, match="drain.quiet.ms"):
+    with pytest.raises(ConfigurationError, match=r"drain\.quiet\.ms"):
         split_config({"kafkashim.source": "file:///x", "kafkashim.cutover.drain.quiet.ms": "-1"}, {})
 
 
