@@ -16,8 +16,9 @@
 4. Stops the producer, lets the consumer catch up, and prints what was produced, consumed, lost and
    duplicated, and how long each client was cut off. Exits 1 if any message was lost.
 
-Until the fleet registry is merged (kafkashim/registry/, another branch), ``status`` lists no clients and
-``flip --wait`` has nobody to wait for; the demo's clients register themselves once it is.
+Both clients register themselves in the fleet registry (``status`` lists them, ``flip --wait`` waits for
+them). The consumer leaves origin once the producer has (the drain's census, docs/architecture.md), after
+reading origin up to its end offsets.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class ConsumerSide:
     cluster_of: dict[int, str] = field(default_factory=dict)
     events: list[kafkashim.CutoverEvent] = field(default_factory=list)
     cluster: str = ""
+    last_read: dict[str, float] = field(default_factory=dict)
+    """Per cluster: when a message from it was last handed to the application (first, for the destination)."""
 
     def on_cutover(self, event: kafkashim.CutoverEvent) -> None:
         say(f"consumer: {describe(event)}")
@@ -152,6 +155,8 @@ class ConsumerSide:
             seq = int(msg.value() or b"-1")
             self.seen[seq] += 1
             self.cluster_of[seq] = c.cluster
+            if c.cluster == "origin" or "destination" not in self.last_read:
+                self.last_read[c.cluster] = time.monotonic()
         c.close()
 
 
@@ -224,6 +229,9 @@ def report(prod: ProducerSide, cons: ConsumerSide) -> int:
     if on_origin and on_dest:
         gap_ms = (min(on_dest) - max(on_origin)) * 1000
         print(f"    last ack on origin -> first ack on destination: {gap_ms:.1f} ms")
+    if {"origin", "destination"} <= cons.last_read.keys():
+        gap_ms = (cons.last_read["destination"] - cons.last_read["origin"]) * 1000
+        print(f"consumer: last message read from origin -> first from destination: {gap_ms:.1f} ms")
     for e in cons.events:
         print(f"consumer cutover {describe(e)}")
         print(

@@ -10,11 +10,22 @@ they leave at lag 0 while the producer still writes there.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
 import pytest
 
-from kafkashim import ConsumerDetails
+from kafkashim import Consumer, ConsumerDetails, CutoverEvent
+from testkit.kafka import KafkaCluster
 from tests.conftest import ControlFile
 from tests.integration.fleet import Fleet, wait_for
+from tests.stores import ConsulKit
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +60,104 @@ def test_consumers_wait_for_a_late_producer_then_read_to_the_end(two_cluster_con
     assert fleet.tally.duplicated() == 0
     assert fleet.tally.sent_twice() == 0
     assert {fleet.tally.where_sent[s] for s in fleet.tally.sent} == {"origin", "destination"}
+
+
+CHILD = r"""
+import sys, threading, time
+import kafkashim
+url, topic = sys.argv[1], sys.argv[2]
+p = kafkashim.Producer({
+    "kafkashim.source": url,
+    "kafkashim.registry.min.interval.ms": 0,
+    "kafkashim.cutover.jitter.ms": 800,
+    "client.id": "late-producer",
+    "linger.ms": 2,
+    "on_delivery": lambda err, msg: err is None and print("sent", int(msg.value()), p.cluster, flush=True),
+})
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+seq = 0
+while not stop.is_set():
+    p.produce(topic, str(seq).encode(), key=f"k{seq % 6}")
+    seq += 1
+    p.poll(0.002)
+p.flush(30)
+p.close()
+print("done", flush=True)
+"""
+
+
+def test_a_producer_in_another_process_is_waited_for_through_the_fleet_registry(
+    consul_kit: ConsulKit, origin: KafkaCluster, destination: KafkaCluster, topic: str
+) -> None:
+    """The producer runs in a child process, registered in the fleet registry; the consumer has no quiet
+    window, so only the fleet view's census (its registry entry: still on ``origin`` under the old epoch)
+    keeps it reading ``origin`` while the producer, up to 0.8 s late, still writes there."""
+    consul_kit.write(
+        "origin",
+        {
+            "origin": {"bootstrap.servers": origin.bootstrap_servers},
+            "destination": {"bootstrap.servers": destination.bootstrap_servers},
+        },
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, consul_kit.url, topic],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    sent: Counter[int] = Counter()
+    where: dict[int, str] = {}
+    lines = threading.Thread(target=_read_child, args=(child, sent, where), daemon=True)
+    lines.start()
+    consumer = Consumer(
+        {
+            "kafkashim.source": consul_kit.url,
+            "group.id": f"g-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "kafkashim.cutover.drain.quiet.ms": 0,
+        }
+    )
+    events: list[CutoverEvent] = []
+    consumer.add_cutover_listener(events.append)
+    seen: Counter[int] = Counter()
+    try:
+        consumer.subscribe([topic])
+        _read(consumer, seen, lambda: len(sent) > 300, 60)
+        consul_kit.flip("destination")
+        _read(consumer, seen, lambda: consumer.cluster == "destination" and "destination" in where.values(), 90)
+        _read(consumer, seen, lambda: sum(1 for c in where.values() if c == "destination") > 300, 60)
+        assert child.stdin is not None
+        child.stdin.close()
+        assert child.wait(60) == 0
+        lines.join(30)
+        _read(consumer, seen, lambda: not set(sent) - set(seen), 60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        consumer.close()
+    completed = [e for e in events if str(e.outcome) == "completed"]
+    assert len(completed) == 1
+    assert isinstance(completed[0].details, ConsumerDetails) and completed[0].details.unread_left_on_old == 0
+    assert {where[s] for s in sent} == {"origin", "destination"}
+    assert set(sent) - set(seen) == set()
+    assert max(seen.values()) == 1 and max(sent.values()) == 1
+
+
+def _read_child(child: subprocess.Popen[str], sent: Counter[int], where: dict[int, str]) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        parts = line.split()
+        if parts and parts[0] == "sent":
+            sent[int(parts[1])] += 1
+            where[int(parts[1])] = parts[2]
+
+
+def _read(consumer: Consumer, seen: Counter[int], done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"timed out: {sum(seen.values())} read, on {consumer.cluster}"
+        msg = consumer.poll(0.05)
+        if msg is not None and msg.error() is None:
+            seen[int(msg.value() or b"-1")] += 1
