@@ -5,14 +5,16 @@ handle (`enlist`), and read when a consumer's drain asks. Other processes' produ
 registry's view (`kafkashim.registry.fleet`), read only while some consumer of this process drains, and
 only when the consumer is registered itself (same Consul prefix, so the same cluster names).
 
-Only clients that follow the same control source are counted: cluster names are a document's names.
+Only clients that follow the same control source are counted (cluster names are a document's names): this
+process's by their ``kafkashim.source``, other processes' by the digest their entries carry (an entry
+without one counts).
 """
 
 from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,30 +41,33 @@ def local_writers(source: str) -> list[WriterFacts]:
 
 
 def _facts(engine: Any) -> WriterFacts | None:
-    model = getattr(engine, "model", None)
-    if model is None:
+    if getattr(engine, "model", None) is None:
         return None
-    mode = engine.mode.value
-    queued = None
-    if mode != "active":
-        with contextlib.suppress(Exception):  # closed meanwhile: nothing is queued any more
-            queued = len(engine.handle.handle)
     topics = None
     member = getattr(engine, "registry_member", None)
     if member is not None:
         produced, _consumed = member.topics.topics()
         topics = frozenset(produced) or None
     identity = engine.identity
-    name = identity.transactional_id or identity.client_id or f"producer {id(engine):x}"
     return WriterFacts(
-        name=name,
+        name=identity.transactional_id or identity.client_id or f"producer {id(engine):x}",
         cluster=engine.cluster,
         epoch=engine.epoch,
         state=engine.state.value,
-        mode=mode,
+        mode=engine.mode.value,
         topics=topics,
-        queued=queued,
+        target=engine.heading,
+        drained=engine.sends_nothing(),
+        settles=settles(engine.app_conf),
     )
+
+
+def settles(app_conf: Mapping[str, Any]) -> bool:
+    """Whether a producer with ``app_conf`` writes what becomes readable only after its acknowledgement:
+    transactions (the commit markers follow ``commit_transaction()``), or ``acks`` 0 or 1 (the high
+    watermark follows the leader's append)."""
+    acks = str(app_conf.get("acks", app_conf.get("request.required.acks", "all"))).strip().lower()
+    return bool(app_conf.get("transactional.id")) or acks in ("0", "1")
 
 
 @dataclass(frozen=True)
@@ -103,5 +108,8 @@ class WriterCensus:
             view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
             remote = view.producers()
         if remote is not None:
-            writers += remote[0]
+            from kafkashim.registry.entry import source_id
+
+            mine = source_id(self._engine.settings.source)
+            writers += [w for w in remote[0] if w.source in (None, mine)]
         return Reading(verdict(cluster, epoch, topics, writers), remote is not None)

@@ -78,6 +78,9 @@ RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 # only once the writers are gone).
 _DRAIN_POLL_S = 0.01
 _DRAIN_CHECK_INTERVAL_S = 0.005
+# The drain's ListOffsets: at most this long per ask, and asked again this long after a partial answer.
+_ENDS_TIMEOUT_S = 5.0
+_ENDS_RETRY_S = 0.1
 
 
 class ConsumerHotPath(Protocol):
@@ -157,9 +160,11 @@ class ConsumerHandOff:
         return confluent_kafka.Consumer(conf)
 
     def check(self, handle: confluent_kafka.Consumer, timeout_s: float, plan: CutoverPlan) -> None:
-        if self._drains(plan):
+        if self._drains(plan) and not self._engine.model.closed:
             self._census.want()  # the drain that follows reads the fleet's producers: have them read now
             self._ends_reader(plan.source)  # connects now, in the background, so the drain's ask is quick
+            if self._engine.model.closed:
+                self.drop_ends_reader()  # closed meanwhile: close() has dropped the reader before this one
         handle.list_topics(timeout=timeout_s)
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
@@ -262,7 +267,8 @@ class ConsumerHandOff:
             return False
         try:
             step = self._read_down(drain, time.monotonic())
-        except KafkaException:
+        except (KafkaException, RuntimeError):
+            drain.left = -1
             step = Step.TIMEOUT  # the lag cannot be read: standby now (what is unread stays for when it is live)
         if step is None:
             return True
@@ -307,9 +313,14 @@ class ConsumerHandOff:
         if step is Step.READ:
             return None
         if step is Step.FETCH_ENDS:
-            reader = self._ends_reader(engine.profile)
-            timeout_s = engine.settings.seconds(engine.settings.cutover_timeout_ms)
-            drain.got_ends(now, end_offsets(reader, assigned, timeout_s))
+            # Bounded by the drain's deadline: an old cluster that does not answer must not hold a poll().
+            timeout_s = min(_ENDS_TIMEOUT_S, max(0.05, drain.deadline - now))
+            drain.got_ends(now, end_offsets(self._ends_reader(engine.profile), assigned, timeout_s))
+            if not assigned <= drain.ends.keys():
+                drain.next_check = now + _ENDS_RETRY_S  # a partition without an answer: ask again, not too often
+                return None
+            if reading.verdict.settles and not drain.settled:
+                return None  # read again SETTLE_S later (drain.decide)
         drain.left = unread_messages(handle, engine.app_conf, self._starts, drain.ends)
         if step is Step.TIMEOUT:
             return step
@@ -397,7 +408,7 @@ class ConsumerHandOff:
         attempt = engine.attempt
         try:
             step = self._read_down(drain, time.monotonic())
-        except KafkaException as exc:
+        except (KafkaException, RuntimeError) as exc:
             # The old cluster does not answer (the failover case): the lag cannot be known and waiting for it
             # would hold the consumer for good. Move on; the event says the unread count is unknown (-1).
             logger.warning(

@@ -11,6 +11,10 @@ goes to standby (blue/green). Both end the same way:
 3. **Read up to the end.** The end offsets are read from the brokers *after* 1 and 2 (one ListOffsets request
    per broker), and the drain reads every assigned partition up to them. A cached high watermark would not
    do: the fetch response carrying the last writes can still be on its way when the census says "gone".
+   A partition the brokers did not answer for is asked again; nothing stands in for it. When a writer's
+   data may become readable after its acknowledgement (`kafkashim.cutover.writers.WriterFacts.settles`:
+   transactions, ``acks`` 0/1), the end offsets are read again `SETTLE_S` later until two reads agree.
+   A writer seen again (the census back to "waiting") discards the end offsets read before.
 
 Bounded by ``kafkashim.cutover.drain.timeout.ms``, then the consumer leaves, reporting the unread count and
 the writers it was waiting for. A subscribed consumer that has not had its first assignment yet has no lag
@@ -28,6 +32,10 @@ from kafkashim.config import QUIET_AUTO, QUIET_WITHOUT_FLEET_MS
 from kafkashim.cutover.writers import Census, Verdict
 
 Key = tuple[str, int]
+
+SETTLE_S = 0.1
+"""How long apart two reads of the end offsets must agree when a writer's data settles after its
+acknowledgement (transaction markers, a high watermark behind an ``acks=1`` append)."""
 
 
 class Step(StrEnum):
@@ -60,6 +68,8 @@ class Drain:
     ends: dict[Key, int] = field(default_factory=dict)
     """End offsets read from the brokers once the writers were gone (and the quiet window passed)."""
     ends_at: float = float("-inf")
+    settled: bool = False
+    """The last two reads of the end offsets agreed (what `SETTLE_S` asks for)."""
     verdict: Verdict = field(default_factory=lambda: Verdict(Census.WAITING))
     left: int = 0
     """Messages left unread when it ended (-1: unknown)."""
@@ -70,6 +80,9 @@ class Drain:
         self.verdict = verdict
         if now >= self.deadline:
             return Step.TIMEOUT
+        if verdict.census is Census.WAITING:
+            self.ends.clear()  # read while a writer was gone: one that came back may write past them
+            self.ends_at, self.settled = float("-inf"), False
         if not joined or verdict.census is Census.WAITING:
             return Step.READ
         if now - self.last_message_at < quiet:
@@ -77,8 +90,12 @@ class Drain:
         stale = quiet > 0 and self.last_message_at > self.ends_at  # an unseen writer may have written since
         if stale or not assigned <= self.ends.keys():
             return Step.FETCH_ENDS
+        if verdict.settles and not self.settled:
+            return Step.FETCH_ENDS if now - self.ends_at >= SETTLE_S else Step.READ
         return Step.CHECK_LAG
 
     def got_ends(self, now: float, ends: dict[Key, int]) -> None:
+        """Record end offsets read at ``now`` (`settled` when they agree with the previous read of each)."""
+        self.settled = bool(self.ends) and all(self.ends.get(key) == end for key, end in ends.items())
         self.ends.update(ends)
         self.ends_at = now

@@ -144,6 +144,18 @@ class CutoverEngine(Generic[H]):
         return target.epoch if target is not None else model.current.epoch
 
     @property
+    def heading(self) -> str | None:
+        """The cluster a move under way goes to (None: none)."""
+        target = self.model.target
+        return target.profile.name if target is not None else None
+
+    def sends_nothing(self) -> bool:
+        """Producers: nothing more can reach the current cluster until the client moves or resumes (the
+        drain's census); False for a hand-off that cannot tell."""
+        check = getattr(self._handoff, "sends_nothing", None)
+        return bool(check()) if callable(check) else False
+
+    @property
     def mode(self) -> Mode:
         """``active``, ``paused`` or ``standby`` (`kafkashim.cutover.routes.Mode`)."""
         return self.model.current.mode

@@ -204,6 +204,18 @@ class ProducerHandOff:
         finally:
             self._switching_thread = None
 
+    def sends_nothing(self) -> bool:
+        """Nothing more can reach the current handle's cluster until the producer moves or resumes: its
+        produce() holds calls (paused, standby) or runs the hand-off first (armed), no transaction is open,
+        and librdkafka's queue is empty (the drain's census, `kafkashim.cutover.writers`). Any thread."""
+        produce = self._facade.produce
+        if self._txn_open or (produce != self._produce_paused and produce != self._produce_armed):
+            return False
+        try:
+            return len(self._engine.handle.handle) == 0
+        except RuntimeError:  # closed: nothing is sent any more
+            return True
+
     def held_count(self) -> int:
         return len(self._held)
 

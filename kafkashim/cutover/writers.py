@@ -12,7 +12,8 @@ after the window. The census replaces the guess where kafkashim can see the writ
 `verdict` decides from those facts whether any of them may still write to X. Once none may, the end
 offsets the brokers report *after* that moment are final for these writers, and the drain reads up to them
 (`kafkashim.cutover.drain`). Writers the census cannot see (another application's producers, processes
-without the registry) are covered only by the quiet window (``kafkashim.cutover.drain.quiet.ms``).
+without the registry) are covered only by the quiet window (``kafkashim.cutover.drain.quiet.ms``), which is
+0 by default once the fleet registry's view is part of the census.
 """
 
 from __future__ import annotations
@@ -33,12 +34,20 @@ class WriterFacts:
     epoch: int
     """The control document it applied last."""
     state: str
-    """Its engine's phase: ``steady`` once a hand-off is over (the old cluster flushed), else the phase."""
+    """Its engine's state: ``steady`` once a hand-off is over (the old cluster flushed), else the phase."""
     mode: str = "active"
     topics: frozenset[str] | None = None
     """The topics it produced to, as observed; None when not known (then it counts for every topic)."""
-    queued: int | None = None
-    """Messages in its librdkafka queue (in this process only); None when not known."""
+    target: str | None = None
+    """The cluster a hand-off under way moves it to (None: no hand-off under way)."""
+    drained: bool = False
+    """It can send nothing more to ``cluster`` until it moves there or resumes: its produce() is held (paused,
+    standby) or runs the hand-off first (armed), no transaction is open, and its librdkafka queue is empty."""
+    settles: bool = False
+    """What it wrote may become readable only after its acknowledgement: transactions (commit markers are
+    written after ``commit_transaction()`` returns) or ``acks`` 0/1 (the high watermark follows later)."""
+    source: str | None = None
+    """Which control source it follows (`kafkashim.registry.entry.source_id`); None: not said."""
 
 
 class Census(StrEnum):
@@ -55,35 +64,41 @@ class Verdict:
     census: Census
     writers: tuple[str, ...] = ()
     """The writers that are waited for (WAITING) or stay (STAYING), by name."""
+    settles: bool = False
+    """A writer counted may have writes that become readable after it left (`WriterFacts.settles`): the end
+    offsets must be read until they stop moving."""
 
 
 def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Iterable[WriterFacts]) -> Verdict:
     """Whether ``writers`` may still write to ``cluster`` the topics a consumer reads there (``topics``;
     None: every topic), given that the consumer follows document ``epoch``.
 
-    A writer counts if it may touch one of ``topics`` (or its topics are unknown) and its engine is on
-    ``cluster``: one elsewhere has left it (a producer's hand-off flushes the old cluster before it switches).
-    On ``cluster``: one in the middle of a hand-off is waited for; one paused or in standby has left once its
-    queue is empty; one steady and active that applied a different document than ``epoch`` has not caught up
-    (or is ahead) and is waited for; one that applied ``epoch`` stays.
+    A writer counts if it may touch one of ``topics`` (or its topics are unknown) and it is on ``cluster`` or
+    moving there. One moving there is waited for. One on ``cluster`` that is mid hand-off (moving away),
+    paused or in standby has left once it is `WriterFacts.drained`. One steady and active there that applied
+    a different document than ``epoch`` has not caught up (or is ahead) and is waited for; one that applied
+    ``epoch`` stays. A writer elsewhere, not moving to ``cluster``, has left it: a producer's hand-off
+    flushes the old cluster before it switches.
     """
     wanted = None if topics is None else frozenset(topics)
     waiting: list[str] = []
     staying: list[str] = []
+    settles = False
     for writer in writers:
-        if writer.cluster != cluster or writer.state == "closed":
+        if writer.state == "closed" or (writer.cluster != cluster and writer.target != cluster):
             continue
         if wanted is not None and writer.topics and not (writer.topics & wanted):
             continue
-        if writer.state != "steady":
-            waiting.append(writer.name)
-        elif writer.mode != "active":
-            if writer.queued:  # paused, but what it sent before is still on its way there
+        settles = settles or writer.settles
+        if writer.target == cluster and writer.cluster != cluster:
+            waiting.append(writer.name)  # it writes there once it switches
+        elif writer.state != "steady" or writer.mode != "active":
+            if not writer.drained:
                 waiting.append(writer.name)
         else:
             (staying if writer.epoch == epoch else waiting).append(writer.name)
     if waiting:
-        return Verdict(Census.WAITING, tuple(sorted(waiting)))
+        return Verdict(Census.WAITING, tuple(sorted(waiting)), settles)
     if staying:
-        return Verdict(Census.STAYING, tuple(sorted(staying)))
-    return Verdict(Census.LEFT)
+        return Verdict(Census.STAYING, tuple(sorted(staying)), settles)
+    return Verdict(Census.LEFT, (), settles)

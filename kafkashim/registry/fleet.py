@@ -46,6 +46,7 @@ from typing import Any, Final
 from kafkashim.control.backoff import Backoff, TokenBucket
 from kafkashim.cutover.writers import WriterFacts
 from kafkashim.registry.consul import ConsulError, ConsulHttp
+from kafkashim.registry.entry import process_instance
 from kafkashim.telemetry import logger
 
 MAX_ENTRY_BYTES: Final = 64 * 1024
@@ -108,6 +109,11 @@ def writer_facts(body: Any) -> WriterFacts | None:
     produced: Any = topics.get("produced") if isinstance(topics, dict) else None
     if produced is not None and (not isinstance(produced, list) or not all(isinstance(t, str) for t in produced)):
         raise ValueError("topics.produced is not a list of names")
+    target, source = body.get("target"), body.get("source")
+    if target is not None and not isinstance(target, str):
+        raise ValueError("target is not a string")
+    if source is not None and not isinstance(source, str):
+        raise ValueError("source is not a string")
     return WriterFacts(
         name=name,
         cluster=cluster,
@@ -115,7 +121,10 @@ def writer_facts(body: Any) -> WriterFacts | None:
         state=state,
         mode=mode,
         topics=frozenset(produced) if produced else None,
-        queued=None,
+        target=target,
+        drained=body.get("drained") is True,  # absent or not a boolean: the cautious reading
+        settles=body.get("settles") is not False,
+        source=source,
     )
 
 
@@ -143,7 +152,7 @@ def parse(items: list[dict[str, Any]], host: str, pid: int) -> Parsed:
             continue
         try:
             body = json.loads(value)
-            if isinstance(body, dict) and body.get("pid") == pid and body.get("host") == host:
+            if isinstance(body, dict) and _own(body, host, pid):
                 parsed.own += 1
                 continue
             facts = writer_facts(body)
@@ -153,6 +162,15 @@ def parse(items: list[dict[str, Any]], host: str, pid: int) -> Parsed:
         if facts is not None:
             parsed.producers.append(facts)
     return parsed
+
+
+def _own(body: dict[str, Any], host: str, pid: int) -> bool:
+    """An entry of this process: by its instance id (host name and pid may repeat across containers), or by
+    host and pid in an entry that has none."""
+    instance = body.get("instance")
+    if isinstance(instance, str) and instance:
+        return instance == process_instance()
+    return body.get("pid") == pid and body.get("host") == host
 
 
 class FleetView:

@@ -136,6 +136,10 @@ def test_a_producer_in_another_process_is_waited_for_through_the_fleet_registry(
     finally:
         if child.poll() is None:
             child.kill()
+            child.wait(30)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
         consumer.close()
     completed = [e for e in events if str(e.outcome) == "completed"]
     assert len(completed) == 1

@@ -101,7 +101,7 @@ def test_a_producer_and_a_consumer_register_what_they_are_and_the_topics_they_us
         assert (
             entry["host"]
             and entry["pid"] == os.getpid()
-            and entry["id"].endswith(f"-{os.getpid()}-" + entry["id"].rsplit("-", 1)[1])
+            and entry["id"].endswith(f"-{os.getpid()}-{entry['instance'][:6]}-" + entry["id"].rsplit("-", 1)[1])
         )
         assert entry["cluster"] == "origin" and entry["mode"] == "active" and entry["state"] == "steady"
         assert set(entry["versions"]) == {"kafkashim", "confluent_kafka", "librdkafka"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kafkashim.config import QUIET_AUTO, split_config
-from kafkashim.cutover.drain import Drain, Step, quiet_s
+from kafkashim.cutover.drain import SETTLE_S, Drain, Step, quiet_s
 from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
 from kafkashim.errors import ConfigurationError
 
@@ -27,12 +27,22 @@ def test_a_writer_elsewhere_mid_hand_off_has_left_the_origin() -> None:
     # A producer's hand-off flushes the old cluster before it switches: once its engine says "dest", nothing
     # more goes to "origin", whatever its phase.
     assert verdict("origin", 7, {"t"}, [writer(cluster="dest", state="joining")]).census is Census.LEFT
+    assert verdict("origin", 7, {"t"}, [writer(cluster="z", state="preparing", target="dest")]).census is Census.LEFT
+
+
+def test_a_writer_moving_to_the_cluster_is_waited_for() -> None:
+    # A flapping key: it is still on its way to "origin" under an older document, and writes there once it
+    # switches, before it follows the newer one away again.
+    got = verdict("origin", 7, {"t"}, [writer(cluster="dest", state="handing_off", target="origin", drained=True)])
+    assert got == Verdict(Census.WAITING, ("p",))
 
 
 @pytest.mark.parametrize("state", ["preparing", "handing_off", "draining"])
-def test_a_writer_still_on_the_cluster_mid_hand_off_is_waited_for(state: str) -> None:
-    got = verdict("origin", 7, {"t"}, [writer(state=state, name="orders")])
+def test_a_writer_still_on_the_cluster_mid_hand_off_is_waited_for_until_it_sends_nothing(state: str) -> None:
+    got = verdict("origin", 7, {"t"}, [writer(state=state, name="orders", target="dest")])
     assert got == Verdict(Census.WAITING, ("orders",))
+    # Armed with an empty queue and no transaction open: its next produce() runs the hand-off first.
+    assert verdict("origin", 7, {"t"}, [writer(state=state, target="dest", drained=True)]).census is Census.LEFT
 
 
 def test_a_writer_that_has_not_applied_the_document_yet_is_waited_for() -> None:
@@ -49,10 +59,15 @@ def test_waiting_wins_over_staying() -> None:
     assert got == Verdict(Census.WAITING, ("b",))
 
 
-def test_a_paused_writer_has_left_once_its_queue_is_empty() -> None:
-    assert verdict("origin", 7, {"t"}, [writer(mode="paused", queued=3)]).census is Census.WAITING
-    assert verdict("origin", 7, {"t"}, [writer(mode="paused", queued=0)]).census is Census.LEFT
-    assert verdict("origin", 7, {"t"}, [writer(mode="standby", queued=None)]).census is Census.LEFT
+def test_a_paused_writer_has_left_once_it_sends_nothing() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(mode="paused", drained=False)]).census is Census.WAITING
+    assert verdict("origin", 7, {"t"}, [writer(mode="paused", drained=True)]).census is Census.LEFT
+    assert verdict("origin", 7, {"t"}, [writer(mode="standby", drained=True)]).census is Census.LEFT
+
+
+def test_settling_writers_are_reported_only_when_they_count() -> None:
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", settles=True)]).settles is False
+    assert verdict("origin", 7, {"t"}, [writer(mode="paused", drained=True, settles=True)]).settles is True
 
 
 def test_topics_filter_writers_only_when_both_sides_are_known() -> None:
@@ -112,6 +127,29 @@ def test_drain_with_a_quiet_window_asks_again_after_a_message_came() -> None:
     d.last_message_at = 0.6  # an unseen writer wrote: wait for quiet again, then ask the brokers again
     assert d.decide(0.7, True, LEFT, 0.3, KEYS) is Step.READ
     assert d.decide(1.0, True, LEFT, 0.3, KEYS) is Step.FETCH_ENDS
+
+
+def test_end_offsets_read_before_a_writer_came_back_are_discarded() -> None:
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(1.0, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    assert d.decide(1.1, True, Verdict(Census.WAITING, ("late",)), 0.0, KEYS) is Step.READ
+    assert d.decide(1.2, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
+
+
+def test_settling_writers_need_two_agreeing_reads_of_the_end_offsets() -> None:
+    settling = Verdict(Census.LEFT, (), settles=True)
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(1.0, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    assert d.decide(1.05, True, settling, 0.0, KEYS) is Step.READ
+    assert d.decide(1.0 + SETTLE_S, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0 + SETTLE_S, {("t", 0): 12, ("t", 1): 4})  # the commit markers landed meanwhile
+    assert not d.settled
+    assert d.decide(1.0 + 2.5 * SETTLE_S, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0 + 2.5 * SETTLE_S, {("t", 0): 12, ("t", 1): 4})
+    assert d.settled
+    assert d.decide(1.0 + 2.5 * SETTLE_S, True, settling, 0.0, KEYS) is Step.CHECK_LAG
 
 
 def test_drain_times_out_whatever_the_census_says() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kafkashim.cutover.writers import Census, WriterFacts, verdict
+from kafkashim.registry.entry import process_instance
 from kafkashim.registry.fleet import MAX_ENTRY_BYTES, parse, writer_facts
 
 
@@ -49,8 +50,14 @@ def test_a_producer_entry_becomes_writer_facts() -> None:
         state="steady",
         mode="active",
         topics=frozenset({"orders", "audit"}),
-        queued=None,
+        target=None,
+        drained=False,
+        settles=True,  # an entry that does not say: the cautious reading
+        source=None,
     )
+    facts = writer_facts(body(target="dest", drained=True, settles=False, source="abc"))
+    assert facts is not None
+    assert (facts.target, facts.drained, facts.settles, facts.source) == ("dest", True, False, "abc")
 
 
 def test_the_name_is_the_transactional_id_else_the_client_id_else_the_registry_id() -> None:
@@ -119,3 +126,12 @@ def test_a_listing_leaves_out_own_process_other_roles_malformed_and_oversize_ent
     assert parsed.malformed == 6
     assert parsed.oversize == 1
     assert parse([], "h", 1).producers == []
+
+
+def test_own_entries_are_told_by_the_process_instance_when_host_and_pid_repeat() -> None:
+    # Two containers with host networking, each application as pid 1: same host name, same pid.
+    mine = item(body(host="node-1", pid=1, instance=process_instance(), **{"client.id": "mine"}))
+    theirs = item(body(host="node-1", pid=1, instance="0" * 32, **{"client.id": "theirs"}))
+    parsed = parse([mine, theirs], "node-1", 1)
+    assert [w.name for w in parsed.producers] == ["theirs"]
+    assert parsed.own == 1

@@ -83,7 +83,12 @@ def test_statistics_are_asked_for_only_when_the_application_did_not_and_its_call
 
 
 def test_the_entry_has_the_spec_fields_and_the_last_cutover() -> None:
-    engine = SimpleNamespace(role="consumer", identity=ClientIdentity("consumer", "c1", "billing", None))
+    engine = SimpleNamespace(
+        role="consumer",
+        identity=ClientIdentity("consumer", "c1", "billing", None),
+        settings=SimpleNamespace(source="consul://127.0.0.1:8500/kafkashim"),
+        app_conf={},
+    )
     event = CutoverEvent(
         role="consumer",
         from_cluster="origin",
@@ -94,12 +99,14 @@ def test_the_entry_has_the_spec_fields_and_the_last_cutover() -> None:
         duration_s=0.0123,
         downtime_s=0.0021,
     )
-    facts = (CutoverState.STEADY.value, "dest", 12, "active", None)
+    facts = (CutoverState.STEADY.value, "dest", 12, "active", None, None, False)
     body = entry.build("h-1-1", engine, facts, [], ["orders"], event, clock=lambda: 1764032000.1234)
     assert body == {
         "id": "h-1-1",
         "host": body["host"],
         "pid": body["pid"],
+        "instance": entry.process_instance(),
+        "source": entry.source_id("consul://127.0.0.1:8500/kafkashim"),
         "role": "consumer",
         "client.id": "c1",
         "group.id": "billing",
@@ -109,6 +116,9 @@ def test_the_entry_has_the_spec_fields_and_the_last_cutover() -> None:
         "epoch": 12,
         "mode": "active",
         "state": "steady",
+        "target": None,
+        "drained": False,
+        "settles": False,
         "topics": {"produced": [], "consumed": ["orders"]},
         "versions": entry.versions(),
         "last_cutover": {
