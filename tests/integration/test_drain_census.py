@@ -1,11 +1,12 @@
 """The drain's census on real clusters: a consumer leaves a cluster only once the producers it can see have
 left it, and then reads up to the end offsets the brokers report after that (kafkashim.cutover.drain).
 
-The producer here moves late on purpose (``kafkashim.cutover.jitter.ms``: up to 0.8 s after each flip it
-still writes to the cluster it leaves), and the consumers have no quiet window at all
-(``kafkashim.cutover.drain.quiet.ms=0``), so nothing but the census keeps them reading: with the census
-replaced by "nobody writes" (measured when this was written: 230 of 4,265 messages stranded on the cluster left behind)
-they leave at lag 0 while the producer still writes there.
+The producer here moves late on purpose (``kafkashim.cutover.jitter.ms``, its random draw pinned to the
+whole 0.8 s: for 0.8 s after each flip it still writes to the cluster it leaves), and the consumers have no
+quiet window at all (``kafkashim.cutover.drain.quiet.ms=0``), so nothing but the census keeps them reading.
+Measured when this was written, with the census replaced by "nobody writes": 230 of 4,265 messages
+stranded (producer in this process); with the fleet view left out: 556 of 1,362 (producer in a child
+process).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def test_consumers_wait_for_a_late_producer_then_read_to_the_end(two_cluster_con
         consumer_conf={"kafkashim.cutover.drain.quiet.ms": 0},
         producer_conf={"kafkashim.cutover.jitter.ms": 800},
     )
+    fleet.producer._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter, every time
     fleet.start()
     try:
         for n, to in enumerate(["destination", "origin", "destination"]):
@@ -74,6 +76,7 @@ p = kafkashim.Producer({
     "linger.ms": 2,
     "on_delivery": lambda err, msg: err is None and print("sent", int(msg.value()), p.cluster, flush=True),
 })
+p._engine._rng.random = lambda: 1.0  # the whole jitter, every time: the producer moves 0.8 s late
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 seq = 0
@@ -92,7 +95,8 @@ def test_a_producer_in_another_process_is_waited_for_through_the_fleet_registry(
 ) -> None:
     """The producer runs in a child process, registered in the fleet registry; the consumer has no quiet
     window, so only the fleet view's census (its registry entry: still on ``origin`` under the old epoch)
-    keeps it reading ``origin`` while the producer, up to 0.8 s late, still writes there."""
+    keeps it reading ``origin`` while the producer, up to 0.8 s late, still writes there. Without the fleet
+    view (measured when this was written) the messages it wrote there after the flip were never read."""
     consul_kit.write(
         "origin",
         {
@@ -132,7 +136,7 @@ def test_a_producer_in_another_process_is_waited_for_through_the_fleet_registry(
         child.stdin.close()
         assert child.wait(60) == 0
         lines.join(30)
-        _read(consumer, seen, lambda: not set(sent) - set(seen), 60)
+        _read(consumer, seen, lambda: not set(sent) - set(seen), 60, must=False)
     finally:
         if child.poll() is None:
             child.kill()
@@ -145,7 +149,8 @@ def test_a_producer_in_another_process_is_waited_for_through_the_fleet_registry(
     assert len(completed) == 1
     assert isinstance(completed[0].details, ConsumerDetails) and completed[0].details.unread_left_on_old == 0
     assert {where[s] for s in sent} == {"origin", "destination"}
-    assert set(sent) - set(seen) == set()
+    lost = set(sent) - set(seen)
+    assert lost == set(), f"{len(lost)} of {len(sent)} lost"
     assert max(seen.values()) == 1 and max(sent.values()) == 1
 
 
@@ -158,9 +163,13 @@ def _read_child(child: subprocess.Popen[str], sent: Counter[int], where: dict[in
             where[int(parts[1])] = parts[2]
 
 
-def _read(consumer: Consumer, seen: Counter[int], done: Callable[[], bool], timeout_s: float) -> None:
+def _read(
+    consumer: Consumer, seen: Counter[int], done: Callable[[], bool], timeout_s: float, must: bool = True
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
+        if time.monotonic() >= deadline and not must:
+            return
         assert time.monotonic() < deadline, f"timed out: {sum(seen.values())} read, on {consumer.cluster}"
         msg = consumer.poll(0.05)
         if msg is not None and msg.error() is None:
