@@ -394,6 +394,11 @@ class CutoverEngine(Generic[H]):
     def _prepare(self, plan: CutoverPlan) -> None:
         """Background thread preparing ``plan.target``: open and check a handle, then arm the newest attempt
         that still wants that profile (or discard the handle if none does)."""
+        with self._lock:
+            if self._attempt_wanting(plan.target) is None:
+                # Closed, or superseded, while the jitter timer waited: open nothing.
+                self._preparing.discard(plan.target)
+                return
         try:
             self._prepare_handle(plan)
         except Exception as exc:  # noqa: BLE001 - a bug: logged, and never leaves the profile marked as preparing
