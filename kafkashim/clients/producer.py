@@ -22,6 +22,7 @@ from kafkashim.clients.base import ShimClient
 from kafkashim.cutover.delivery import Route
 from kafkashim.cutover.engine import CutoverEngine
 from kafkashim.cutover.producer_handoff import ProducerHandOff
+from kafkashim.cutover.routes import Mode
 
 
 class Producer(ShimClient[Route]):
@@ -70,7 +71,13 @@ class Producer(ShimClient[Route]):
             self._handoff.fail_held("purged")
 
     def produce_batch(self, topic: str, messages: list[dict[str, Any]], **kwargs: Any) -> int:
-        """`confluent_kafka.Producer.produce_batch`; completes an armed cutover first."""
+        """`confluent_kafka.Producer.produce_batch`; completes an armed cutover first. While the producer is
+        paused or in standby it raises `BufferError` (calls are held one by one, through produce())."""
+        if self._engine.mode is not Mode.ACTIVE:
+            raise BufferError(
+                f"kafkashim: the producer is {self._engine.mode.value} on {self._engine.cluster}: produce_batch() "
+                "is not held; use produce(), whose calls are held until it is active again"
+            )
         self._handoff.hand_off_now()
         return self._handle.produce_batch(topic, messages, **kwargs)
 
@@ -116,7 +123,11 @@ class Producer(ShimClient[Route]):
         self._handoff.fail_held()
         if route is None:
             return True
-        return bool(route.handle.close(*args, **kwargs))
+        self._handoff.closing = True  # the drain's census waits for this flush to the cluster
+        try:
+            return bool(route.handle.close(*args, **kwargs))
+        finally:
+            self._handoff.closing = False
 
     def __len__(self) -> int:
         return len(self._handle) + self._handoff.held_count()

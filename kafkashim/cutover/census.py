@@ -5,9 +5,10 @@ handle (`enlist`), and read when a consumer's drain asks. Other processes' produ
 registry's view (`kafkashim.registry.fleet`), read only while some consumer of this process drains, and
 only when the consumer is registered itself (same Consul prefix, so the same cluster names).
 
-Only clients that follow the same control source are counted (cluster names are a document's names): this
-process's by their ``kafkashim.source``, other processes' by the digest their entries carry (an entry
-without one counts).
+This process's producers count when they follow the same ``kafkashim.source`` (cluster names are a
+document's names); other processes' producers all count, whatever source they follow: one source's URL
+differs across hosts (each host's own Consul agent), so filtering on it would drop writers. Clients that
+follow different documents register under different prefixes.
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ def _facts(engine: Any) -> WriterFacts | None:
         produced, _consumed = member.topics.topics()
         topics = frozenset(produced) or None
     identity = engine.identity
+    state = engine.state.value
+    if state == "closed" and getattr(engine, "closing", lambda: False)():
+        state = "closing"  # its close() still flushes to its cluster
     return WriterFacts(
         name=identity.transactional_id or identity.client_id or f"producer {id(engine):x}",
         cluster=engine.cluster,
         epoch=engine.epoch,
-        state=engine.state.value,
+        state=state,
         mode=engine.mode.value,
         topics=topics,
         target=engine.heading,
@@ -108,8 +112,7 @@ class WriterCensus:
             view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
             remote = view.producers()
         if remote is not None:
-            from kafkashim.registry.entry import source_id
-
-            mine = source_id(self._engine.settings.source)
-            writers += [w for w in remote[0] if w.source in (None, mine)]
+            # Every producer registered under the prefix counts, whatever source it follows: URLs of one
+            # source differ across hosts (an agent's address), so a filter on them would drop writers.
+            writers += remote[0]
         return Reading(verdict(cluster, epoch, topics, writers), remote is not None)

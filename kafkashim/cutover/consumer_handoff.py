@@ -79,8 +79,9 @@ RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 _DRAIN_POLL_S = 0.01
 _DRAIN_CHECK_INTERVAL_S = 0.005
 # The drain's ListOffsets: at most this long per ask, and asked again this long after a partial answer.
-_ENDS_TIMEOUT_S = 5.0
+_ENDS_TIMEOUT_S = 2.0
 _ENDS_RETRY_S = 0.1
+_ENDS_ATTEMPTS = 3
 
 
 class ConsumerHotPath(Protocol):
@@ -315,7 +316,15 @@ class ConsumerHandOff:
         if step is Step.FETCH_ENDS:
             # Bounded by the drain's deadline: an old cluster that does not answer must not hold a poll().
             timeout_s = min(_ENDS_TIMEOUT_S, max(0.05, drain.deadline - now))
-            drain.got_ends(now, end_offsets(self._ends_reader(engine.profile), assigned, timeout_s))
+            try:
+                ends = end_offsets(self._ends_reader(engine.profile), assigned, timeout_s)
+            except KafkaException:
+                drain.ends_failures += 1
+                if drain.ends_failures >= _ENDS_ATTEMPTS:
+                    raise  # the old cluster does not answer: the lag cannot be known (see _still_draining)
+                drain.next_check = now + _ENDS_RETRY_S
+                return None
+            drain.got_ends(now, ends, assigned)
             if not assigned <= drain.ends.keys():
                 drain.next_check = now + _ENDS_RETRY_S  # a partition without an answer: ask again, not too often
                 return None

@@ -36,6 +36,9 @@ Key = tuple[str, int]
 SETTLE_S = 0.1
 """How long apart two reads of the end offsets must agree when a writer's data settles after its
 acknowledgement (transaction markers, a high watermark behind an ``acks=1`` append)."""
+SETTLE_ROUNDS = 10
+"""Reads after which the end offsets count as settled anyway (a writer the census cannot see may keep
+moving them: the quiet window, not the settle rule, is for that one)."""
 
 
 class Step(StrEnum):
@@ -70,8 +73,14 @@ class Drain:
     ends_at: float = float("-inf")
     settled: bool = False
     """The last two reads of the end offsets agreed (what `SETTLE_S` asks for)."""
+    reads: int = 0
+    """Reads of the end offsets since they were last discarded."""
+    ends_census: Census | None = None
+    """What the census said when the end offsets were read: read under another verdict, they are discarded."""
     verdict: Verdict = field(default_factory=lambda: Verdict(Census.WAITING))
     left: int = 0
+    ends_failures: int = 0
+    """ListOffsets asks that failed as a whole (a timeout): after a few the old cluster counts as gone."""
     """Messages left unread when it ended (-1: unknown)."""
 
     def decide(self, now: float, joined: bool, verdict: Verdict, quiet: float, assigned: set[Key]) -> Step:
@@ -80,22 +89,30 @@ class Drain:
         self.verdict = verdict
         if now >= self.deadline:
             return Step.TIMEOUT
-        if verdict.census is Census.WAITING:
-            self.ends.clear()  # read while a writer was gone: one that came back may write past them
-            self.ends_at, self.settled = float("-inf"), False
+        if self.ends and verdict.census is not self.ends_census:
+            # Read under another verdict: a writer came back (or one that stayed left) and may have written
+            # past them.
+            self.ends.clear()
+            self.ends_at, self.settled, self.reads = float("-inf"), False, 0
         if not joined or verdict.census is Census.WAITING:
             return Step.READ
         if now - self.last_message_at < quiet:
             return Step.READ
         stale = quiet > 0 and self.last_message_at > self.ends_at  # an unseen writer may have written since
+        self.ends_census = verdict.census
         if stale or not assigned <= self.ends.keys():
             return Step.FETCH_ENDS
-        if verdict.settles and not self.settled:
+        if verdict.settles and not self.settled and self.reads < SETTLE_ROUNDS:
             return Step.FETCH_ENDS if now - self.ends_at >= SETTLE_S else Step.READ
         return Step.CHECK_LAG
 
-    def got_ends(self, now: float, ends: dict[Key, int]) -> None:
-        """Record end offsets read at ``now`` (`settled` when they agree with the previous read of each)."""
-        self.settled = bool(self.ends) and all(self.ends.get(key) == end for key, end in ends.items())
+    def got_ends(self, now: float, ends: dict[Key, int], assigned: set[Key]) -> None:
+        """Record end offsets read at ``now`` for the ``assigned`` partitions: `settled` when this read and
+        the one before both answered for every one of them, with the same offsets."""
+        complete = assigned <= ends.keys()
+        self.settled = (
+            complete and assigned <= self.ends.keys() and all(self.ends[key] == ends[key] for key in assigned)
+        )
         self.ends.update(ends)
         self.ends_at = now
+        self.reads += 1

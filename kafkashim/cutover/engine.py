@@ -149,6 +149,10 @@ class CutoverEngine(Generic[H]):
         target = self.model.target
         return target.profile.name if target is not None else None
 
+    def closing(self) -> bool:
+        """Producers: the client's close() is still flushing the handle."""
+        return bool(getattr(self._handoff, "closing", False))
+
     def sends_nothing(self) -> bool:
         """Producers: nothing more can reach the current cluster until the client moves or resumes (the
         drain's census); False for a hand-off that cannot tell."""

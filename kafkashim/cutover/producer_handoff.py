@@ -85,6 +85,11 @@ class ProducerHandOff:
         self._resumed = threading.Event()
         self._resumed.set()
         self._opened = False
+        self._installed = "raw"
+        """What the façade's produce slot holds: ``raw`` (the handle's), ``armed`` or ``paused`` (trampolines).
+        Recorded here, since a serializing façade's ``produce`` reads back as its own method."""
+        self.closing = False
+        """The client's close() is flushing and closing the handle (the engine already says closed)."""
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
@@ -116,10 +121,12 @@ class ProducerHandOff:
     def install_hot_path(self) -> None:
         """The resting path: the handle's bound methods, or the holding produce() while paused."""
         producer = self._engine.handle.handle
+        self._installed = "raw" if self._mode is Mode.ACTIVE else "paused"
         self._facade.produce = producer.produce if self._mode is Mode.ACTIVE else self._produce_paused
         self._facade.poll = producer.poll
 
     def arm(self, plan: CutoverPlan) -> bool:
+        self._installed = "armed"
         self._facade.produce = self._produce_armed
         self._facade.poll = self._poll_armed
         return False
@@ -206,15 +213,18 @@ class ProducerHandOff:
 
     def sends_nothing(self) -> bool:
         """Nothing more can reach the current handle's cluster until the producer moves or resumes: its
-        produce() holds calls (paused, standby) or runs the hand-off first (armed), no transaction is open,
-        and librdkafka's queue is empty (the drain's census, `kafkashim.cutover.writers`). Any thread."""
-        produce = self._facade.produce
-        if self._txn_open or (produce != self._produce_paused and produce != self._produce_armed):
+        produce() holds calls (paused, standby) or runs the hand-off first (armed, for a producer without
+        transactions: one whose ``init_transactions`` fails on the destination rolls back to the old cluster),
+        no hand-off is switching, no transaction is open, and librdkafka's queue is empty (the drain's census,
+        `kafkashim.cutover.writers`). Any thread."""
+        installed = self._installed
+        if self.closing or self._txn_open or self._engine.phase is Phase.SWITCHING:
             return False
-        try:
-            return len(self._engine.handle.handle) == 0
-        except RuntimeError:  # closed: nothing is sent any more
-            return True
+        if installed == "armed" and self._txn_init_args is not None:
+            return False
+        if installed not in ("armed", "paused") or self._engine.model.closed:
+            return False
+        return len(self._engine.handle.handle) == 0
 
     def held_count(self) -> int:
         return len(self._held)
@@ -359,6 +369,7 @@ class ProducerHandOff:
 
     def _install_paused(self) -> None:
         if self._mode is not Mode.ACTIVE:
+            self._installed = "paused"
             self._facade.produce = self._produce_paused
 
     def _resume(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kafkashim.config import QUIET_AUTO, split_config
-from kafkashim.cutover.drain import SETTLE_S, Drain, Step, quiet_s
+from kafkashim.cutover.drain import SETTLE_ROUNDS, SETTLE_S, Drain, Step, quiet_s
 from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
 from kafkashim.errors import ConfigurationError
 
@@ -111,7 +111,7 @@ def test_drain_reads_while_writers_may_write_or_before_the_first_assignment() ->
 def test_drain_asks_for_end_offsets_once_the_writers_left_then_compares() -> None:
     d = Drain(started=0.0, deadline=60.0, last_message_at=0.5)
     assert d.decide(1.0, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
-    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
     d.last_message_at = 1.1  # read towards the ends: no need to ask again (no writer it cannot see)
     assert d.decide(1.2, True, LEFT, 0.0, KEYS) is Step.CHECK_LAG
     # A partition assigned by a rebalance meanwhile has no end offset yet.
@@ -122,7 +122,7 @@ def test_drain_with_a_quiet_window_asks_again_after_a_message_came() -> None:
     d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
     assert d.decide(0.1, True, LEFT, 0.3, KEYS) is Step.READ
     assert d.decide(0.4, True, LEFT, 0.3, KEYS) is Step.FETCH_ENDS
-    d.got_ends(0.4, {("t", 0): 1, ("t", 1): 1})
+    d.got_ends(0.4, {("t", 0): 1, ("t", 1): 1}, KEYS)
     assert d.decide(0.5, True, LEFT, 0.3, KEYS) is Step.CHECK_LAG
     d.last_message_at = 0.6  # an unseen writer wrote: wait for quiet again, then ask the brokers again
     assert d.decide(0.7, True, LEFT, 0.3, KEYS) is Step.READ
@@ -132,7 +132,7 @@ def test_drain_with_a_quiet_window_asks_again_after_a_message_came() -> None:
 def test_end_offsets_read_before_a_writer_came_back_are_discarded() -> None:
     d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
     assert d.decide(1.0, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
-    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
     assert d.decide(1.1, True, Verdict(Census.WAITING, ("late",)), 0.0, KEYS) is Step.READ
     assert d.decide(1.2, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
 
@@ -141,15 +141,41 @@ def test_settling_writers_need_two_agreeing_reads_of_the_end_offsets() -> None:
     settling = Verdict(Census.LEFT, (), settles=True)
     d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
     assert d.decide(1.0, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
-    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4})
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
     assert d.decide(1.05, True, settling, 0.0, KEYS) is Step.READ
     assert d.decide(1.0 + SETTLE_S, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
-    d.got_ends(1.0 + SETTLE_S, {("t", 0): 12, ("t", 1): 4})  # the commit markers landed meanwhile
+    d.got_ends(1.0 + SETTLE_S, {("t", 0): 12, ("t", 1): 4}, KEYS)  # the commit markers landed meanwhile
     assert not d.settled
     assert d.decide(1.0 + 2.5 * SETTLE_S, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
-    d.got_ends(1.0 + 2.5 * SETTLE_S, {("t", 0): 12, ("t", 1): 4})
+    d.got_ends(1.0 + 2.5 * SETTLE_S, {("t", 0): 12, ("t", 1): 4}, KEYS)
     assert d.settled
     assert d.decide(1.0 + 2.5 * SETTLE_S, True, settling, 0.0, KEYS) is Step.CHECK_LAG
+
+
+def test_end_offsets_read_while_a_writer_stayed_are_discarded_once_it_left() -> None:
+    staying = Verdict(Census.STAYING, ("p",))
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(2.0, True, staying, 1.5, KEYS) is Step.FETCH_ENDS
+    d.got_ends(2.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
+    # It wrote again, then left (closed, paused, moved): the quiet window drops to 0 with the fleet view.
+    assert d.decide(3.0, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
+
+
+def test_settling_needs_complete_reads_and_gives_up_after_its_rounds() -> None:
+    settling = Verdict(Census.LEFT, (), settles=True)
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(1.0, True, settling, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
+    d.got_ends(1.2, {("t", 0): 10}, KEYS)  # a partial answer agrees on what it has: not settled
+    assert not d.settled
+    now = 1.2
+    for end in range(11, 30):  # a writer the census cannot see keeps moving one partition
+        now += 0.2
+        if d.decide(now, True, settling, 0.0, KEYS) is Step.CHECK_LAG:
+            break
+        d.got_ends(now, {("t", 0): end, ("t", 1): 4}, KEYS)
+    assert d.reads == SETTLE_ROUNDS
+    assert d.decide(now, True, settling, 0.0, KEYS) is Step.CHECK_LAG
 
 
 def test_drain_times_out_whatever_the_census_says() -> None:

@@ -1,0 +1,87 @@
+"""What the drain's census reads of a producer of this process: whether it can still send anything to its
+cluster (`ProducerHandOff.sends_nothing`), for the plain and the serializing façade alike (the serializing
+one's ``produce`` reads back as its own method, whatever the hand-off installed). librdkafka's mock cluster
+stands in for the clusters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.serialization import StringSerializer
+
+import kafkashim
+from kafkashim import Mode
+
+FAST = {"kafkashim.source.debounce.ms": 0, "kafkashim.source.poll.interval.ms": 10, "test.mock.num.brokers": 1}
+
+
+def write(path: Path, active: str, **extra: Any) -> None:
+    clusters = {
+        name: {"bootstrap.servers": f"127.0.0.1:{n}", "schema.registry.url": f"http://127.0.0.1:{n}"}
+        for n, name in enumerate("ab", start=1)
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"active": active, "clusters": clusters, **extra}))
+    tmp.replace(path)
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def plain(doc: Path) -> kafkashim.Producer:
+    return kafkashim.Producer({"kafkashim.source": doc.as_uri(), **FAST})
+
+
+def serializing(doc: Path) -> kafkashim.Producer:
+    return kafkashim.SerializingProducer(
+        {
+            "kafkashim.source": doc.as_uri(),
+            "key.serializer": StringSerializer(),
+            "value.serializer": StringSerializer(),
+            **FAST,
+        }
+    )
+
+
+@pytest.fixture(params=[plain, serializing], ids=["Producer", "SerializingProducer"])
+def producer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[kafkashim.Producer, Path]]:
+    doc = tmp_path / "control.json"
+    write(doc, "a")
+    p = request.param(doc)
+    yield p, doc
+    p.close(5)
+
+
+def test_an_active_producer_may_send(producer: tuple[kafkashim.Producer, Path]) -> None:
+    p, _doc = producer
+    assert p._engine.sends_nothing() is False
+
+
+def test_a_paused_producer_sends_nothing_once_its_hold_is_in_place(producer: tuple[kafkashim.Producer, Path]) -> None:
+    p, doc = producer
+    write(doc, "a", routes={"producer": "paused"})
+    wait_for(lambda: p.mode is Mode.PAUSED, "the producer to pause")
+    wait_for(p._engine.sends_nothing, "the hold to be in place")
+    p.produce("t", key="k", value="v")  # held: still nothing for the cluster
+    assert p._engine.sends_nothing() is True
+    with pytest.raises(BufferError, match="produce_batch"):
+        p.produce_batch("t", [{"value": b"v"}])  # not held, so refused rather than sent to the cluster
+
+
+def test_an_armed_producer_sends_nothing_until_its_next_call_moves_it(
+    producer: tuple[kafkashim.Producer, Path],
+) -> None:
+    p, doc = producer
+    write(doc, "b")
+    wait_for(lambda: p.cutover_state.value == "handing_off", "the producer to be armed")
+    assert p.cluster == "a" and p._engine.heading == "b"
+    assert p._engine.sends_nothing() is True
