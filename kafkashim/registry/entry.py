@@ -85,12 +85,8 @@ def snapshot(engine: Any) -> tuple[Any, ...] | None:
     if getattr(engine, "model", None) is None:
         return None
     drained = getattr(engine, "sends_nothing", None)
-    closing = getattr(engine, "closing", None)
-    state = _text(engine.state)
-    if state == "closed" and callable(closing) and closing():
-        state = "closing"  # a producer's close() still flushes to its cluster: the drain's census waits for it
     return (
-        state,
+        _text(engine.state),
         engine.cluster,
         engine.epoch,
         _text(getattr(engine, "mode", "active")),  # `mode` / `color`: added by the lead (spec §3)

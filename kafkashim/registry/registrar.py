@@ -99,6 +99,13 @@ class Member:
         self.registrar.wake()
 
 
+def _sending_off_route(written: tuple[Any, ...]) -> bool:
+    """The written facts (`entry.snapshot` plus version counters) of a producer that is not steady and active
+    yet not `drained`: consumers' drains wait for the change."""
+    state, _cluster, _epoch, mode, _color, _target, drained = written[:7]
+    return (state != "steady" or mode != "active") and not drained and state not in ("closed",)
+
+
 @dataclass(eq=False)
 class _Outage:
     text: str | None = None
@@ -247,7 +254,13 @@ class Registrar:
         ops, pending, next_due = self._changes(members, now)
         if ops:
             self._write(ops, pending, now)
-        poll = _POLL_S * 10 if self._observed else _POLL_S
+        # A producer that is paused or mid hand-off and still sends to its cluster becomes `drained` when its
+        # queue empties, which no observer reports: read it at the short interval until it is.
+        draining = any(
+            m.written is not None and _sending_off_route(m.written) and getattr(m.engine(), "role", "") == "producer"
+            for m in members
+        )
+        poll = _POLL_S * 10 if self._observed and not draining else _POLL_S
         return min(poll, next_due - now, self._renew_at - now)
 
     def _changes(self, members: list[Member], now: float) -> tuple[list[Op], list[tuple[Member, Any]], float]:
