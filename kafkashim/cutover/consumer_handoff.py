@@ -24,6 +24,7 @@ state (topics, callbacks, manual assignment) lives here because it is what the h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -82,6 +83,8 @@ _DRAIN_CHECK_INTERVAL_S = 0.005
 _ENDS_TIMEOUT_S = 2.0
 _ENDS_RETRY_S = 0.1
 _ENDS_ATTEMPTS = 3
+# Pre-warming's coordinator lookup (check): at most this long.
+_COORDINATOR_TIMEOUT_S = 5.0
 
 
 class ConsumerHotPath(Protocol):
@@ -166,7 +169,21 @@ class ConsumerHandOff:
             self._ends_reader(plan.source)  # connects now, in the background, so the drain's ask is quick
             if self._engine.model.closed:
                 self.drop_ends_reader()  # closed meanwhile: close() has dropped the reader before this one
-        handle.list_topics(timeout=timeout_s)
+        existing = handle.list_topics(timeout=timeout_s).topics
+        if self._engine.settings.cutover_prewarm and self._engine.app_conf.get("group.id"):
+            self._find_coordinator(handle, existing, timeout_s)
+
+    def _find_coordinator(self, handle: confluent_kafka.Consumer, existing: Any, timeout_s: float) -> None:
+        """Pre-warming: have the prepared handle find its group's coordinator on the destination now (a
+        committed-offsets read of one partition, no join), so the join after the switch does not begin with
+        that lookup; on a cluster where no group ever committed, the lookup first creates the offsets topic
+        and answers "not available", and librdkafka asks again only a second later (seen in the demo: a 1 s
+        join). Best effort: a failure here changes nothing."""
+        topic = next((t for t in (self.topics or []) if t in existing), None)
+        if topic is None:
+            return
+        with contextlib.suppress(KafkaException):
+            handle.committed([TopicPartition(topic, 0)], timeout=min(timeout_s, _COORDINATOR_TIMEOUT_S))
 
     def discard(self, handle: confluent_kafka.Consumer) -> None:
         handle.close()  # never subscribed: no group to leave
