@@ -19,9 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafkashim.cutover.writers import Verdict, WriterFacts, verdict
+from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
 
 _producers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+FLEET_WAIT_S = 3.0
+"""How long a drain waits for the fleet view's first answer before it goes on without it (the view's own
+staleness bound: `kafkashim.registry.fleet.FleetView` answers None when Consul could not be read for 3 s)."""
+_FLEET_UNREAD = "(the fleet registry's producers: not read yet)"
 
 
 def enlist(engine: Any) -> None:
@@ -104,13 +109,19 @@ class WriterCensus:
         if view is not None:
             view.want()
 
-    def read(self, cluster: str, epoch: int, topics: Iterable[str] | None) -> Reading:
+    def read(self, cluster: str, epoch: int, topics: Iterable[str] | None, waited_s: float = 0.0) -> Reading:
+        """The census for a drain of ``cluster`` that has run for ``waited_s``. While the fleet's view has
+        not been read yet (Consul's first answer is on its way), the drain waits for it, up to
+        `FLEET_WAIT_S`: the other processes' producers are not known to be gone. After that the reading
+        goes on without them (``fleet`` False: the quiet window covers them)."""
         writers = local_writers(self._engine.settings.source)
         view = self._view()
         remote = None
         if view is not None:
             view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
             remote = view.producers()
+            if remote is None and waited_s < FLEET_WAIT_S:
+                return Reading(Verdict(Census.WAITING, (_FLEET_UNREAD,)), False)
         if remote is not None:
             # Every producer registered under the prefix counts, whatever source it follows: URLs of one
             # source differ across hosts (an agent's address), so a filter on them would drop writers.

@@ -316,7 +316,7 @@ class ConsumerHandOff:
         engine = self._engine
         handle = engine.handle
         assigned = {(tp.topic, tp.partition) for tp in handle.assignment()}
-        reading = self._census.read(engine.cluster, engine.following, self._read_topics(assigned))
+        reading = self._census.read(engine.cluster, engine.following, self._read_topics(assigned), now - drain.started)
         staying = reading.verdict.census is Census.STAYING
         if staying and drain.verdict.census is not Census.STAYING:
             logger.info(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from kafkashim.config import QUIET_AUTO, split_config
+from kafkashim.cutover.census import FLEET_WAIT_S, WriterCensus
 from kafkashim.cutover.drain import SETTLE_ROUNDS, SETTLE_S, Drain, Step, quiet_s
 from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
 from kafkashim.errors import ConfigurationError
@@ -182,3 +185,23 @@ def test_drain_times_out_whatever_the_census_says() -> None:
     d = Drain(started=0.0, deadline=5.0, last_message_at=0.0)
     assert d.decide(5.0, True, Verdict(Census.WAITING, ("p",)), 0.0, KEYS) is Step.TIMEOUT
     assert d.verdict.writers == ("p",)
+
+
+class _UnreadView:
+    """A fleet view whose first answer has not come yet."""
+
+    def want(self) -> None:
+        pass
+
+    def producers(self) -> None:
+        return None
+
+
+def test_a_drain_waits_for_the_fleet_view_first_answer_then_goes_on_without_it() -> None:
+    engine = SimpleNamespace(settings=SimpleNamespace(source="consul://127.0.0.1:8500/p"))
+    census = WriterCensus(engine)
+    census._fleet, census._fleet_known = _UnreadView(), True
+    waiting = census.read("origin", 7, {"t"}, waited_s=0.5)
+    assert waiting.verdict.census is Census.WAITING and not waiting.fleet
+    later = census.read("origin", 7, {"t"}, waited_s=FLEET_WAIT_S)
+    assert later.verdict.census is Census.LEFT and not later.fleet  # the quiet window covers the fleet now
