@@ -98,15 +98,10 @@ def plan(pattern: str, target: str, layout: Layout, routing: Mapping[str, str]) 
         raise CliError(USAGE, f"unknown pattern {pattern!r}; use one of {', '.join(PATTERNS)}")
     if target not in layout.clusters:
         raise CliError(USAGE, f"{target!r} is not a cluster of the document ({', '.join(layout.clusters)})")
-    producer, consumer = now.get("routes/producer"), now.get("routes/consumer")
     final = {**_without(now, "routes/producer", "routes/consumer"), "active": target}
     if pattern == "restart-all":
         steps = (Step(f"active = {target}", final, f"every client on {target}"),)
-        finished = now.get("active") == target and producer is None and consumer is None
-        return Plan(pattern, target, steps, 1 if finished else 0)
-    finished = (
-        now.get("active") == target and consumer is None and (pattern == "stop-restart-repeat" or producer is None)
-    )
+        return Plan(pattern, target, steps, _steps_done(steps, now))
     if pattern == "stop-wait-restart":
         base = _without(now, "routes/producer", "routes/consumer")
         s1 = {**base, "routes/producer": PAUSED}
@@ -116,15 +111,7 @@ def plan(pattern: str, target: str, layout: Layout, routing: Mapping[str, str]) 
             Step(f"consumers drain, then move to {target}", s2, f"every consumer on {target}"),
             Step(f"active = {target}; producers resume there", final, f"every client on {target}"),
         )
-        if finished:
-            done = 3
-        elif producer == PAUSED and consumer == target:
-            done = 2
-        elif producer == PAUSED:
-            done = 1
-        else:
-            done = 0
-        return Plan(pattern, target, steps, done)
+        return Plan(pattern, target, steps, _steps_done(steps, now))
     # stop-restart-repeat: consumers first; producers are paused before the mirror is promoted, so nothing
     # is written to the old cluster after its mirror stops copying (Cluster Linking promotion).
     base = _without(now, "routes/consumer", "routes/producer")
@@ -142,15 +129,22 @@ def plan(pattern: str, target: str, layout: Layout, routing: Mapping[str, str]) 
         ),
         Step(f"active = {target}; producers move", final, f"every client on {target}"),
     )
-    if finished and producer is None:
-        done = 4
-    elif consumer == target and producer == PAUSED:
-        done = 2
-    elif consumer == target:
-        done = 1
-    else:
-        done = 0
-    return Plan(pattern, target, steps, done)
+    return Plan(pattern, target, steps, _steps_done(steps, now))
+
+
+_ROUTING: tuple[str, ...] = ("active", "routes/producer", "routes/consumer")
+
+
+def _steps_done(steps: tuple[Step, ...], now: State) -> int:
+    """How many of ``steps`` the document already shows: up to the last step whose document matches ``now``
+    in ``active`` and the two role routes (a step the operator does by hand, without a document, counts as
+    done once a later step's document is there)."""
+    shown = tuple(now.get(k) for k in _ROUTING)
+    for i in range(len(steps) - 1, -1, -1):
+        state = steps[i].state
+        if state is not None and tuple(state.get(k) for k in _ROUTING) == shown:
+            return i + 1
+    return 0
 
 
 def with_settings(state: Mapping[str, str], snap: Snapshot, layout: Layout, *, rollback: bool) -> State:
