@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafkashim.cutover.writers import Census, Verdict, WriterFacts, verdict
+from kafkashim.telemetry import logger
 
 _producers: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -83,7 +84,8 @@ def settles(app_conf: Mapping[str, Any]) -> bool:
 class Reading:
     verdict: Verdict
     fleet: bool
-    """The fleet registry's view was part of it: every registered producer under the prefix was counted."""
+    """The fleet registry's view was part of it and could be read whole: every registered producer under the
+    prefix was counted."""
 
 
 class WriterCensus:
@@ -93,6 +95,7 @@ class WriterCensus:
         self._engine = engine
         self._fleet: Any = None
         self._fleet_known = False
+        self._view_failed = False
 
     def _view(self) -> Any:
         if not self._fleet_known:
@@ -117,13 +120,25 @@ class WriterCensus:
         writers = local_writers(self._engine.settings.source)
         view = self._view()
         remote = None
+        complete = False
         if view is not None:
-            view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
-            remote = view.producers()
+            try:
+                view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
+                remote = view.producers()
+                # An entry that could not be read may be a producer's: the quiet window stays for it.
+                complete = remote is not None and bool(getattr(view, "complete", lambda: True)())
+            except Exception as exc:  # noqa: BLE001 - the census must never end a drain: the view counts as unknown
+                if not self._view_failed:
+                    logger.warning(
+                        "kafkashim: the fleet view could not be read (%s): drains keep their quiet window",
+                        type(exc).__name__,
+                    )
+                self._view_failed = True
+                remote, complete = None, False
             if remote is None and waited_s < FLEET_WAIT_S:
                 return Reading(Verdict(Census.WAITING, (_FLEET_UNREAD,)), False)
         if remote is not None:
             # Every producer registered under the prefix counts, whatever source it follows: URLs of one
             # source differ across hosts (an agent's address), so a filter on them would drop writers.
             writers += remote[0]
-        return Reading(verdict(cluster, epoch, topics, writers), remote is not None)
+        return Reading(verdict(cluster, epoch, topics, writers), complete)

@@ -77,11 +77,15 @@ class Drain:
     """Reads of the end offsets since they were last discarded."""
     ends_census: Census | None = None
     """What the census said when the end offsets were read: read under another verdict, they are discarded."""
+    ends_generation: int = 0
+    """Which writers the census saw then (`kafkashim.cutover.writers.Verdict.generation`): a writer that came
+    back and left again between two checks changed it, and the end offsets read before are discarded."""
     verdict: Verdict = field(default_factory=lambda: Verdict(Census.WAITING))
     left: int = 0
-    ends_failures: int = 0
-    """ListOffsets asks that failed as a whole (a timeout): after a few the old cluster counts as gone."""
     """Messages left unread when it ended (-1: unknown)."""
+    ends_failures: int = 0
+    """ListOffsets asks in a row that failed as a whole (a timeout): after a few the old cluster counts as
+    gone. An answer resets it."""
 
     def decide(self, now: float, joined: bool, verdict: Verdict, quiet: float, assigned: set[Key]) -> Step:
         """What to do at a check: ``joined`` is False while a subscribed consumer awaits its first
@@ -89,7 +93,7 @@ class Drain:
         self.verdict = verdict
         if now >= self.deadline:
             return Step.TIMEOUT
-        if self.ends and verdict.census is not self.ends_census:
+        if self.ends and (verdict.census is not self.ends_census or verdict.generation != self.ends_generation):
             # Read under another verdict: a writer came back (or one that stayed left) and may have written
             # past them.
             self.ends.clear()
@@ -99,7 +103,7 @@ class Drain:
         if now - self.last_message_at < quiet:
             return Step.READ
         stale = quiet > 0 and self.last_message_at > self.ends_at  # an unseen writer may have written since
-        self.ends_census = verdict.census
+        self.ends_census, self.ends_generation = verdict.census, verdict.generation
         if stale or not assigned <= self.ends.keys():
             return Step.FETCH_ENDS
         if verdict.settles and not self.settled and self.reads < SETTLE_ROUNDS:
@@ -108,11 +112,13 @@ class Drain:
 
     def got_ends(self, now: float, ends: dict[Key, int], assigned: set[Key]) -> None:
         """Record end offsets read at ``now`` for the ``assigned`` partitions: `settled` when this read and
-        the one before both answered for every one of them, with the same offsets."""
+        the one before both answered for every one of them, with the same offsets. They replace the earlier
+        read whole: a partition this read did not answer for is asked again, never read to an older end."""
         complete = assigned <= ends.keys()
         self.settled = (
             complete and assigned <= self.ends.keys() and all(self.ends[key] == ends[key] for key in assigned)
         )
-        self.ends.update(ends)
+        self.ends = dict(ends)
+        self.ends_failures = 0
         self.ends_at = now
         self.reads += 1

@@ -153,6 +153,11 @@ class CutoverEngine(Generic[H]):
         """Producers: the client's close() is still flushing the handle."""
         return bool(getattr(self._handoff, "closing", False))
 
+    def closed_flushed(self) -> None:
+        """Producers: the client's close() is done with the handle; observers (the fleet registry, whose entry
+        said ``closing`` meanwhile) hear of it."""
+        self._changed()
+
     def sends_nothing(self) -> bool:
         """Producers: nothing more can reach the current cluster until the client moves or resumes (the
         drain's census); False for a hand-off that cannot tell."""

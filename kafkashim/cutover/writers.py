@@ -19,7 +19,7 @@ without the registry) are covered only by the quiet window (``kafkashim.cutover.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -67,38 +67,60 @@ class Verdict:
     settles: bool = False
     """A writer counted may have writes that become readable after it left (`WriterFacts.settles`): the end
     offsets must be read until they stop moving."""
+    generation: int = field(default=0, compare=False)
+    """Which writers were seen, and where: end offsets read under another generation are discarded."""
 
 
 def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Iterable[WriterFacts]) -> Verdict:
     """Whether ``writers`` may still write to ``cluster`` the topics a consumer reads there (``topics``;
     None: every topic), given that the consumer follows document ``epoch``.
 
-    A writer counts if it may touch one of ``topics`` (or its topics are unknown) and it is on ``cluster`` or
-    moving there. One moving there is waited for. One on ``cluster`` that is mid hand-off (moving away),
-    paused or in standby has left once it is `WriterFacts.drained`. One steady and active there that applied
-    a different document than ``epoch`` has not caught up (or is ahead) and is waited for; one that applied
-    ``epoch`` stays. A writer elsewhere, not moving to ``cluster``, has left it: a producer's hand-off
-    flushes the old cluster before it switches.
+    A writer counts if it is on ``cluster`` or moving there, or if it has not applied ``epoch`` yet (its
+    facts predate the document: a registry entry written before a flip back, a producer that has not caught
+    up). One moving there is waited for, and so is one that has not applied the document. One on
+    ``cluster`` that is mid hand-off (moving away), paused or in standby has left once it is
+    `WriterFacts.drained`. One steady and active there that applied a newer document than ``epoch`` is
+    waited for (the consumer follows it soon); one that applied ``epoch`` stays, unless its observed topics
+    and ``topics`` are both known and share nothing. A writer elsewhere that applied the document, not
+    moving to ``cluster``, has left it: a producer's hand-off flushes the old cluster before it switches.
+
+    Observed topics filter only writers that stay: they are sampled (a producer's first message to a new
+    topic may be in its queue before its topics say so), so a writer that may still be moving is waited for
+    whatever it was seen writing. ``settles`` counts every writer that is not closed, wherever it is now: a
+    transactional producer that committed and switched at once is already elsewhere when its commit markers
+    reach ``cluster``.
     """
+    writers = tuple(writers)
     wanted = None if topics is None else frozenset(topics)
     waiting: list[str] = []
     staying: list[str] = []
     settles = False
     for writer in writers:
-        if writer.state == "closed" or (writer.cluster != cluster and writer.target != cluster):
-            continue
-        if wanted is not None and writer.topics and not (writer.topics & wanted):
+        if writer.state == "closed":
             continue
         settles = settles or writer.settles
+        behind = writer.epoch < epoch
+        if writer.cluster != cluster and writer.target != cluster:
+            if behind:
+                waiting.append(writer.name)  # where it is by now is not known: it has not applied the document
+            continue
         if writer.target == cluster and writer.cluster != cluster:
             waiting.append(writer.name)  # it writes there once it switches
         elif writer.state != "steady" or writer.mode != "active":
-            if not writer.drained:
+            if not writer.drained or behind:
                 waiting.append(writer.name)
-        else:
-            (staying if writer.epoch == epoch else waiting).append(writer.name)
+        elif writer.epoch != epoch:
+            waiting.append(writer.name)
+        elif wanted is None or not writer.topics or writer.topics & wanted:
+            staying.append(writer.name)
     if waiting:
-        return Verdict(Census.WAITING, tuple(sorted(waiting)), settles)
+        return Verdict(Census.WAITING, tuple(sorted(waiting)), settles, _generation(writers))
     if staying:
-        return Verdict(Census.STAYING, tuple(sorted(staying)), settles)
-    return Verdict(Census.LEFT, (), settles)
+        return Verdict(Census.STAYING, tuple(sorted(staying)), settles, _generation(writers))
+    return Verdict(Census.LEFT, (), settles, _generation(writers))
+
+
+def _generation(writers: tuple[WriterFacts, ...]) -> int:
+    """What tells the writers seen now from those of an earlier reading: a writer that came back to the
+    cluster and left it again between two readings has applied another document (its epoch) or moved."""
+    return hash(frozenset((w.name, w.epoch, w.cluster, w.target) for w in writers))

@@ -85,8 +85,11 @@ def snapshot(engine: Any) -> tuple[Any, ...] | None:
     if getattr(engine, "model", None) is None:
         return None
     drained = getattr(engine, "sends_nothing", None)
+    state = _text(engine.state)
+    if state == "closed" and getattr(engine, "closing", lambda: False)():
+        state = "closing"  # its close() still flushes to its cluster: consumers' drains wait (census)
     return (
-        _text(engine.state),
+        state,
         engine.cluster,
         engine.epoch,
         _text(getattr(engine, "mode", "active")),  # `mode` / `color`: added by the lead (spec §3)

@@ -83,6 +83,13 @@ class Parsed:
     own: int = 0
     """Entries of this process (its own clients: the census sees them directly)."""
 
+    @property
+    def complete(self) -> bool:
+        """Every entry was read: none malformed or oversize. An entry that could not be read may be a
+        producer's, so a listing with one does not count every registered producer (the census then keeps
+        its quiet window, `kafkashim.cutover.drain.quiet_s`)."""
+        return self.malformed == 0 and self.oversize == 0
+
 
 def writer_facts(body: Any) -> WriterFacts | None:
     """A producer's entry as `WriterFacts`; None when ``body`` is not a producer's entry (another role, or
@@ -156,7 +163,7 @@ def parse(items: list[dict[str, Any]], host: str, pid: int) -> Parsed:
                 parsed.own += 1
                 continue
             facts = writer_facts(body)
-        except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; a deeply nested value
             parsed.malformed += 1
             continue
         if facts is not None:
@@ -207,6 +214,7 @@ class FleetView:
         self._outage: str | None = None
         self._parse_lock = threading.Lock()
         self._parsed: tuple[int, int, Parsed] | None = None  # (generation, index, parsed)
+        self._skipped_logged = False
         self._host = socket.gethostname()
         self._pid = os.getpid()
         self.reads = 0
@@ -256,7 +264,26 @@ class FleetView:
             if cached is None or cached[:2] != (answer.generation, answer.index):
                 cached = (answer.generation, answer.index, parse(answer.items, self._host, self._pid))
                 self._parsed = cached
+                skipped = cached[2].malformed + cached[2].oversize
+                if skipped and not self._skipped_logged:
+                    logger.warning(
+                        "kafkashim: %d registry entr%s under %s could not be read (%d malformed, %d over %d "
+                        "bytes): consumers' drains keep their quiet window until %s",
+                        skipped,
+                        "y" if skipped == 1 else "ies",
+                        self.path,
+                        cached[2].malformed,
+                        cached[2].oversize,
+                        MAX_ENTRY_BYTES,
+                        "they are gone" if skipped > 1 else "it is gone",
+                    )
+                self._skipped_logged = skipped > 0
         return cached[2], answer.received_at
+
+    def complete(self) -> bool:
+        """The current listing could be read whole (`Parsed.complete`); False when there is none."""
+        parsed = self.parsed()
+        return parsed is not None and parsed[0].complete
 
     def _fresh(self, answer: _Answer, now: float) -> bool:
         if now - answer.received_at <= self.stale_s:

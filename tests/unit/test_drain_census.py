@@ -68,17 +68,44 @@ def test_a_paused_writer_has_left_once_it_sends_nothing() -> None:
     assert verdict("origin", 7, {"t"}, [writer(mode="standby", drained=True)]).census is Census.LEFT
 
 
-def test_settling_writers_are_reported_only_when_they_count() -> None:
-    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", settles=True)]).settles is False
+def test_settling_writers_count_wherever_they_are_now() -> None:
+    # A transactional producer that committed and switched at once is on "dest" by the census's next check,
+    # while its commit markers may still be on their way to "origin": the end offsets must settle.
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", settles=True)]).settles is True
     assert verdict("origin", 7, {"t"}, [writer(mode="paused", drained=True, settles=True)]).settles is True
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest")]).settles is False
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", settles=True, state="closed")]).settles is False
 
 
-def test_topics_filter_writers_only_when_both_sides_are_known() -> None:
-    other = writer(epoch=6, topics=frozenset({"other"}))
+def test_topics_filter_only_writers_that_stay() -> None:
+    other = writer(topics=frozenset({"other"}))
     assert verdict("origin", 7, {"t"}, [other]).census is Census.LEFT
-    assert verdict("origin", 7, None, [other]).census is Census.WAITING  # a pattern subscription: any topic
-    assert verdict("origin", 7, {"t"}, [writer(epoch=6, topics=None)]).census is Census.WAITING
-    assert verdict("origin", 7, {"t"}, [writer(epoch=6, topics=frozenset({"t", "u"}))]).census is Census.WAITING
+    assert verdict("origin", 7, None, [other]).census is Census.STAYING  # a pattern subscription: any topic
+    assert verdict("origin", 7, {"t"}, [writer(topics=None)]).census is Census.STAYING
+    assert verdict("origin", 7, {"t"}, [writer(topics=frozenset({"t", "u"}))]).census is Census.STAYING
+
+
+def test_observed_topics_never_hide_a_writer_that_may_still_write() -> None:
+    # Topics are sampled (every kafkashim.registry.topics.interval.ms): a producer's first message to "t" can
+    # be in its queue while its topics still say "other".
+    other = frozenset({"other"})
+    assert verdict("origin", 7, {"t"}, [writer(epoch=6, topics=other)]).census is Census.WAITING
+    assert verdict("origin", 7, {"t"}, [writer(state="handing_off", target="dest", topics=other)]).census is (
+        Census.WAITING
+    )
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", target="origin", topics=other)]).census is (
+        Census.WAITING
+    )
+
+
+def test_a_writer_elsewhere_that_has_not_applied_the_document_is_waited_for() -> None:
+    # Its facts predate the document (a registry entry written before a flip back to "origin", rate-limited):
+    # where it is by now is not known.
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", epoch=6)]) == Verdict(Census.WAITING, ("p",))
+    assert verdict("origin", 7, {"t"}, [writer(cluster="dest", epoch=8)]).census is Census.LEFT
+    # So is one that said it sends nothing under an older document (it may have resumed, or rolled back).
+    stale_pause = writer(mode="paused", drained=True, epoch=6)
+    assert verdict("origin", 7, {"t"}, [stale_pause]).census is Census.WAITING
 
 
 def test_closed_writers_do_not_count() -> None:
@@ -138,6 +165,29 @@ def test_end_offsets_read_before_a_writer_came_back_are_discarded() -> None:
     d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
     assert d.decide(1.1, True, Verdict(Census.WAITING, ("late",)), 0.0, KEYS) is Step.READ
     assert d.decide(1.2, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
+
+
+def test_end_offsets_are_discarded_when_the_writers_changed_between_two_checks() -> None:
+    # A writer that came back to the cluster and left it again between two checks: the census says "left"
+    # both times, but the writers it saw are not the same (another epoch, another cluster).
+    before = verdict("origin", 7, {"t"}, [writer(cluster="dest")])
+    after = verdict("origin", 7, {"t"}, [writer(cluster="dest", epoch=8)])
+    assert before == after and before.generation != after.generation
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    assert d.decide(1.0, True, before, 0.0, KEYS) is Step.FETCH_ENDS
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
+    assert d.decide(1.1, True, before, 0.0, KEYS) is Step.CHECK_LAG
+    assert d.decide(1.2, True, after, 0.0, KEYS) is Step.FETCH_ENDS
+    assert not d.ends
+
+
+def test_a_partial_answer_replaces_the_end_offsets_and_is_asked_again() -> None:
+    d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
+    d.got_ends(1.0, {("t", 0): 10, ("t", 1): 4}, KEYS)
+    d.ends_failures = 2
+    d.got_ends(2.0, {("t", 0): 12}, KEYS)  # ("t", 1) not answered: its older end is not kept
+    assert d.ends == {("t", 0): 12} and d.ends_failures == 0
+    assert d.decide(2.1, True, LEFT, 0.0, KEYS) is Step.FETCH_ENDS
 
 
 def test_settling_writers_need_two_agreeing_reads_of_the_end_offsets() -> None:
@@ -205,3 +255,44 @@ def test_a_drain_waits_for_the_fleet_view_first_answer_then_goes_on_without_it()
     assert waiting.verdict.census is Census.WAITING and not waiting.fleet
     later = census.read("origin", 7, {"t"}, waited_s=FLEET_WAIT_S)
     assert later.verdict.census is Census.LEFT and not later.fleet  # the quiet window covers the fleet now
+
+
+class _BrokenView:
+    """A fleet view that raises (a bug, or a hostile entry the parser did not expect)."""
+
+    def want(self) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    def producers(self) -> None:
+        raise AssertionError("not reached")
+
+
+class _PartlyReadView:
+    """A fleet view whose listing had an entry it could not read."""
+
+    def want(self) -> None:
+        pass
+
+    def producers(self) -> tuple[list[WriterFacts], float]:
+        return [], 0.0
+
+    def complete(self) -> bool:
+        return False
+
+
+def test_a_failing_fleet_view_counts_as_unknown_and_never_ends_the_drain() -> None:
+    engine = SimpleNamespace(settings=SimpleNamespace(source="consul://127.0.0.1:8500/p"))
+    census = WriterCensus(engine)
+    census._fleet, census._fleet_known = _BrokenView(), True
+    assert census.read("origin", 7, {"t"}, waited_s=0.5).verdict.census is Census.WAITING
+    later = census.read("origin", 7, {"t"}, waited_s=FLEET_WAIT_S)
+    assert later.verdict.census is Census.LEFT and not later.fleet  # the quiet window covers the fleet
+
+
+def test_a_fleet_listing_with_an_unreadable_entry_keeps_the_quiet_window() -> None:
+    engine = SimpleNamespace(settings=SimpleNamespace(source="consul://127.0.0.1:8500/p"))
+    census = WriterCensus(engine)
+    census._fleet, census._fleet_known = _PartlyReadView(), True
+    reading = census.read("origin", 7, {"t"}, waited_s=0.0)
+    assert reading.verdict.census is Census.LEFT and not reading.fleet
+    assert quiet_s(QUIET_AUTO, reading.fleet, staying=False) == 1.5

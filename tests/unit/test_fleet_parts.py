@@ -103,7 +103,18 @@ def test_the_facts_feed_the_census() -> None:
     facts = writer_facts(body(state="flushing"))
     assert facts is not None
     assert verdict("origin", 12, ["orders"], [facts]).census is Census.WAITING
-    assert verdict("origin", 12, ["payments"], [facts]).census is Census.LEFT  # it never wrote there
+    # Observed topics are a sample: a producer mid hand-off is waited for whatever it was seen writing.
+    assert verdict("origin", 12, ["payments"], [facts]).census is Census.WAITING
+    steady = writer_facts(body(state="steady"))
+    assert steady is not None
+    assert verdict("origin", 12, ["payments"], [steady]).census is Census.LEFT  # stays, never wrote there
+
+
+def test_a_deeply_nested_entry_is_counted_malformed_and_the_listing_incomplete() -> None:
+    nested = b"[" * 20_000 + b"]" * 20_000  # json.loads raises RecursionError, not ValueError
+    parsed = parse([item(nested), item(body())], "this-host", 1)
+    assert parsed.malformed == 1 and len(parsed.producers) == 1 and not parsed.complete
+    assert parse([item(body())], "this-host", 1).complete
 
 
 def test_a_listing_leaves_out_own_process_other_roles_malformed_and_oversize_entries_and_counts_them() -> None:

@@ -85,3 +85,29 @@ def test_an_armed_producer_sends_nothing_until_its_next_call_moves_it(
     wait_for(lambda: p.cutover_state.value == "handing_off", "the producer to be armed")
     assert p.cluster == "a" and p._engine.heading == "b"
     assert p._engine.sends_nothing() is True
+
+
+def test_a_closing_producer_counts_as_writing_from_the_start_of_its_close(tmp_path: Path) -> None:
+    # close() reports the calls held while paused to the delivery callback before it flushes the handle; the
+    # census (and the registry entry) must already say "closing" then, not "closed": a closed producer is
+    # one that can write nothing more, and the flush that follows still writes to its cluster.
+    from kafkashim.cutover.census import _facts
+    from kafkashim.registry.entry import snapshot
+
+    doc = tmp_path / "control.json"
+    write(doc, "a")
+    seen: list[tuple[str, str, bool]] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        facts, shown = _facts(p._engine), snapshot(p._engine)
+        assert facts is not None and shown is not None
+        seen.append((facts.state, shown[0], p._engine.sends_nothing()))
+
+    p = kafkashim.Producer({"kafkashim.source": doc.as_uri(), "on_delivery": on_delivery, **FAST})
+    write(doc, "a", routes={"producer": "paused"})
+    wait_for(lambda: p.mode is Mode.PAUSED, "the producer to pause")
+    p.produce("t", key="k", value="v")  # held: close() reports it as purged
+    p.close(5)
+    assert seen == [("closing", "closing", False)]
+    facts = _facts(p._engine)
+    assert facts is not None and facts.state == "closed"  # once its close() returned
