@@ -550,6 +550,7 @@ class ConsumerHandOff:
         elif self.manual:
             self._engine.handle.assign([TopicPartition(tp.topic, tp.partition) for tp in self.manual])
         self.install_hot_path()
+        self.drop_ends_reader()
         self._want = self._engine.mode  # a paused consumer that had resumed to drain pauses again
         if self._want is not self._mode:
             self._install_syncing()

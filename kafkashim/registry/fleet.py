@@ -82,6 +82,9 @@ class Parsed:
     """Entries over `MAX_ENTRY_BYTES`, skipped undecoded."""
     own: int = 0
     """Entries of this process (its own clients: the census sees them directly)."""
+    unheld: int = 0
+    """Keys no session holds: a registrar writes its entries as locks of its session (``Behavior=delete``),
+    so a key without one was written by hand or by something else, and would never go away by itself."""
 
     @property
     def complete(self) -> bool:
@@ -122,7 +125,7 @@ def writer_facts(body: Any) -> WriterFacts | None:
     if source is not None and not isinstance(source, str):
         raise ValueError("source is not a string")
     return WriterFacts(
-        name=name,
+        name=_printable(name),
         cluster=cluster,
         epoch=epoch,
         state=state,
@@ -135,10 +138,23 @@ def writer_facts(body: Any) -> WriterFacts | None:
     )
 
 
+_NAME_MAX_CHARS: Final = 200
+
+
+def _printable(name: str) -> str:
+    """A name from another process's entry as a log line may show it: control characters (a forged line
+    break) escaped, at most `_NAME_MAX_CHARS`."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name[: _NAME_MAX_CHARS + 1])
+    return shown if len(shown) <= _NAME_MAX_CHARS else shown[: _NAME_MAX_CHARS - 3] + "..."
+
+
 def parse(items: list[dict[str, Any]], host: str, pid: int) -> Parsed:
     """The producers of processes other than (``host``, ``pid``) in a ``?recurse`` listing."""
     parsed = Parsed([])
     for item in items:
+        if not item.get("Session"):
+            parsed.unheld += 1
+            continue
         raw = item.get("Value")
         if raw is None:
             parsed.malformed += 1

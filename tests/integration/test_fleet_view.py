@@ -65,9 +65,20 @@ def other(name: str, **overrides: Any) -> dict[str, Any]:
     return entry
 
 
-def put(kit: ConsulKit, key: str, value: Any) -> None:
+def put(kit: ConsulKit, key: str, value: Any, held: bool = True) -> None:
+    """Write an entry as another process's registrar does: a lock of its session (``held``), or a plain key."""
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    assert kit.sre.kv.put(f"{kit.prefix}/clients/{key}", raw)
+    if not held:
+        assert kit.sre.kv.put(f"{kit.prefix}/clients/{key}", raw)
+        return
+    path = f"{kit.prefix}/clients/{key}"
+    session = _sessions.get(path)
+    if session is None:
+        session = _sessions[path] = kit.sre.session.create(name="other-process", behavior="delete", ttl=60)
+    assert kit.sre.kv.put(path, raw, acquire=session)
+
+
+_sessions: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -210,9 +221,11 @@ def test_malformed_and_oversize_entries_are_skipped_and_counted(consul_kit: Cons
     put(consul_kit, "list", b"[1, 2, 3]")
     put(consul_kit, "no-cluster", other("broken", cluster=None))
     put(consul_kit, "big", other("huge", pad="x" * 70_000))
+    put(consul_kit, "loose", other("written-by-hand"), held=False)  # no session: never goes by itself
     view = view_of(consul_kit, views)
     wait_until(lambda: names(view) == {"orders-api"}, what="the listing")
     parsed = view.parsed()
     assert parsed is not None
-    assert (parsed[0].malformed, parsed[0].oversize) == (3, 1)
+    assert (parsed[0].malformed, parsed[0].oversize, parsed[0].unheld) == (3, 1, 1)
+    assert not view.complete()  # an entry it could not read may be a producer's: drains keep their quiet window
     assert view.parsed() is not None and view.parsed()[0] is parsed[0]  # type: ignore[index]  # parsed once per index

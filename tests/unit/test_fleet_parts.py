@@ -39,7 +39,7 @@ def body(**overrides: Any) -> dict[str, Any]:
 
 def item(value: Any, key: str = "p/clients/x") -> dict[str, Any]:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return {"Key": key, "Value": base64.b64encode(raw).decode(), "ModifyIndex": 7}
+    return {"Key": key, "Value": base64.b64encode(raw).decode(), "ModifyIndex": 7, "Session": "a-session"}
 
 
 def test_a_producer_entry_becomes_writer_facts() -> None:
@@ -127,8 +127,8 @@ def test_a_listing_leaves_out_own_process_other_roles_malformed_and_oversize_ent
         item(b"\xff\xfe"),
         item([1, 2]),
         item(body(epoch=None)),
-        {"Key": "p/clients/none", "Value": None},
-        {"Key": "p/clients/b64", "Value": "***"},
+        {"Key": "p/clients/none", "Value": None, "Session": "s"},
+        {"Key": "p/clients/b64", "Value": "***", "Session": "s"},
         item(body(pad="x" * MAX_ENTRY_BYTES)),
     ]
     parsed = parse(items, "this-host", 1)
@@ -146,3 +146,18 @@ def test_own_entries_are_told_by_the_process_instance_when_host_and_pid_repeat()
     parsed = parse([mine, theirs], "node-1", 1)
     assert [w.name for w in parsed.producers] == ["theirs"]
     assert parsed.own == 1
+
+
+def test_a_key_no_session_holds_is_not_a_registered_producer() -> None:
+    # A registrar writes its entries as locks of its session, deleted with it; a key without a session (written
+    # by hand, left behind) would hold every drain until its timeout, and is left out (the listing stays whole).
+    loose = {**item(body()), "Session": None}
+    parsed = parse([loose, item(body(**{"client.id": "held"}))], "this-host", 1)
+    assert parsed.unheld == 1 and [w.name for w in parsed.producers] == ["held"] and parsed.complete
+
+
+def test_a_forged_name_cannot_break_a_log_line_or_fill_it() -> None:
+    facts = writer_facts(body(**{"client.id": "ok\n2026-12-07 CRITICAL kafkashim: forged\r" + "x" * 5000}))
+    assert facts is not None
+    assert "\n" not in facts.name and "\r" not in facts.name and len(facts.name) <= 200
+    assert facts.name.startswith("ok\\n2026-12-07 CRITICAL")
