@@ -203,10 +203,11 @@ class ConsumerHandOff:
         """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
         cluster, where unread messages will still be, so it hands off at once. A consumer moving first
         (Stop-Restart-Repeat: producers keep writing to the old cluster) would never see it go quiet; what
-        they write reaches the new one through replication."""
+        they write reaches the new one through replication. A move the consumer only finishes before it
+        comes back (the flip-back rule) does not drain either: it reads on where it stopped when it is back."""
         has_work = self.topics is not None or bool(self.manual)
         drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
-        return drain and not plan.producers_stay
+        return drain and not plan.producers_stay and not self._engine.finishing_visit(plan)
 
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()

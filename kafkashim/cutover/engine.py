@@ -368,6 +368,14 @@ class CutoverEngine(Generic[H]):
             return None
         return Route(doc.clusters.get(owed.name, owed), Mode.ACTIVE, f"finishing the move to {owed.name}")
 
+    def finishing_visit(self, plan: CutoverPlan) -> bool:
+        """Consumers: ``plan`` is a move the consumer only finishes before it follows a newer document (the
+        flip-back rule, `_visit_first`). The cluster it leaves is not drained then: it comes back, and its
+        commits say where it stopped (the producers that went back there never leave it, so a drain would
+        wait out its timeout). A plain attribute read: callers may hold the engine's lock."""
+        owed = self._owed
+        return owed is not None and owed.name == plan.target.name
+
     def _give_up_visit(self, reason: str) -> None:
         """Under the lock: the cluster this consumer owed a visit cannot be read; say what is left there."""
         owed, self._owed = self._owed, None

@@ -4,6 +4,8 @@ application)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
 import uuid
@@ -29,6 +31,12 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     events: list[CutoverEvent] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    first_seen: list[int] = field(default_factory=list)
+    """Sequence numbers in the order the group first handed each to the application."""
+    sent_at: list[float] = field(default_factory=list)
+    """`time.monotonic` of each acknowledgement, in order."""
+    seen_at: list[float] = field(default_factory=list)
+    """`time.monotonic` of each first hand-over to the application, in order."""
 
     def lost(self) -> list[int]:
         with self.lock:
@@ -41,6 +49,66 @@ class Tally:
     def sent_twice(self) -> int:
         with self.lock:
             return sum(n - 1 for n in self.sent.values() if n > 1)
+
+    def see(self, seq: int) -> None:
+        """The group handed ``seq`` to the application (call under ``lock``)."""
+        self.seen[seq] += 1
+        if self.seen[seq] == 1:
+            self.first_seen.append(seq)
+            self.seen_at.append(time.monotonic())
+
+    def acknowledged(self, seq: int, cluster: str) -> None:
+        """A cluster acknowledged ``seq`` (call under ``lock``)."""
+        self.sent[seq] += 1
+        self.where_sent[seq] = cluster
+        self.sent_at.append(time.monotonic())
+
+    def reordered(self) -> int:
+        """Messages the group first handed over after a later message of the same key (the key is
+        ``k{seq % KEYS}`` in every pattern test): per-key order broken, duplicates left aside."""
+        with self.lock:
+            latest: dict[int, int] = {}
+            out = 0
+            for seq in self.first_seen:
+                key = seq % KEYS
+                if seq < latest.get(key, -1):
+                    out += 1
+                else:
+                    latest[key] = seq
+            return out
+
+    @staticmethod
+    def _longest_gap_ms(times: list[float]) -> float:
+        return round(max((b - a for a, b in itertools.pairwise(times)), default=0.0) * 1000, 1)
+
+    def write_downtime_ms(self) -> float:
+        """The longest time between two acknowledgements: under steady load (400 msg/s, one every 2.5 ms) it is
+        the longest time writes stood still, a flip's hand-off or a pause."""
+        with self.lock:
+            return self._longest_gap_ms(self.sent_at)
+
+    def read_downtime_ms(self) -> float:
+        """The longest time between two messages first handed to the group."""
+        with self.lock:
+            return self._longest_gap_ms(self.seen_at)
+
+    def report(self, pattern: str) -> dict[str, object]:
+        """The counts docs/patterns-evidence.md shows, printed as one line (``pytest -s`` to see it)."""
+        figures: dict[str, object] = {
+            "pattern": pattern,
+            "sent": len(self.sent),
+            "lost": len(self.lost()),
+            "duplicated": self.duplicated(),
+            "reordered": self.reordered(),
+            "write_downtime_ms": self.write_downtime_ms(),
+            "read_downtime_ms": self.read_downtime_ms(),
+        }
+        print(f"\nPATTERN-EVIDENCE {json.dumps(figures)}")
+        return figures
+
+
+KEYS = 12
+"""How many keys the pattern tests' producers spread their messages over (``k{seq % KEYS}``)."""
 
 
 class Fleet:
@@ -95,16 +163,14 @@ class Fleet:
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             with self.tally.lock:
-                seq = int(msg.value() or b"-1")
-                self.tally.sent[seq] += 1
-                self.tally.where_sent[seq] = self.producer.cluster
+                self.tally.acknowledged(int(msg.value() or b"-1"), self.producer.cluster)
 
     def _load(self) -> None:
         try:
             interval = 1.0 / self.rate
             next_at = time.monotonic()
             while not self._stop_load.is_set():
-                self.producer.produce(self.topic, encode(self.next_seq), key=f"k{self.next_seq % 12}")
+                self.producer.produce(self.topic, encode(self.next_seq), key=f"k{self.next_seq % KEYS}")
                 self.next_seq += 1
                 self.producer.poll(0)
                 next_at += interval
@@ -126,7 +192,7 @@ class Fleet:
                 msg = c.poll(0.1)
                 if msg is not None and msg.error() is None:
                     with self.tally.lock:
-                        self.tally.seen[int(msg.value() or b"-1")] += 1
+                        self.tally.see(int(msg.value() or b"-1"))
             c.close()
         except BaseException as exc:
             self.tally.errors.append(exc)
