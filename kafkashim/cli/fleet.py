@@ -20,9 +20,10 @@ from typing import Any, Final
 from kafkashim.cli.routing import Identity, Resolution, resolve
 from kafkashim.cli.store import CLIENTS, PAUSED, KvEntry, Layout
 
-TRANSITIONAL: Final = frozenset({"preparing", "draining", "handing_off", "joining", "armed", "switching"})
+TRANSITIONAL: Final = frozenset({"preparing", "draining", "handing_off", "joining", "armed", "switching", "closing"})
 """States in which a client is between two clusters: `kafkashim.CutoverState` values (what the registry
-reports, spec §3), and the engine's internal phase names ``armed`` / ``switching`` should one be reported."""
+reports, spec §3), the engine's internal phase names ``armed`` / ``switching`` should one be reported, and
+``closing`` (a producer whose close() still flushes)."""
 
 
 @dataclass(frozen=True)

@@ -72,17 +72,17 @@ class Producer(ShimClient[Route]):
 
     def produce_batch(self, topic: str, messages: list[dict[str, Any]], **kwargs: Any) -> int:
         """`confluent_kafka.Producer.produce_batch`; completes an armed cutover first. While the producer is
-        paused or in standby, or while a resume still sends the calls held meanwhile, it raises `BufferError` (calls
-        are held one by one, through produce(), and a batch must not overtake them)."""
-        if self._engine.mode is not Mode.ACTIVE or self._handoff.held_count():
-            # Also while a resume still sends the held calls: a batch must not overtake them (I2).
+        paused or in standby, or while a resume still sends the calls held meanwhile, it raises `BufferError`
+        (calls are held one by one, through produce(), and a batch must not overtake them)."""
+        count = self._handoff.produce_batch(lambda handle: handle.produce_batch(topic, messages, **kwargs))
+        if count is None:
+            mode = self._engine.mode
             raise BufferError(
-                f"kafkashim: the producer is {self._engine.mode.value} on {self._engine.cluster}"
-                f"{' and still sends the calls held while paused' if self._engine.mode is Mode.ACTIVE else ''}: "
+                f"kafkashim: the producer is {mode.value} on {self._engine.cluster}"
+                f"{' and still sends the calls held while paused' if mode is Mode.ACTIVE else ''}: "
                 "produce_batch() is not held; use produce(), whose calls are held until it is active again"
             )
-        self._handoff.hand_off_now()
-        return self._handle.produce_batch(topic, messages, **kwargs)
+        return count
 
     def list_topics(self, *args: Any, **kwargs: Any) -> Any:
         """`confluent_kafka.Producer.list_topics` against the current cluster."""
@@ -121,9 +121,12 @@ class Producer(ShimClient[Route]):
 
     def close(self, *args: Any, **kwargs: Any) -> bool:
         """Stop following the control document, then `confluent_kafka.Producer.close` (which flushes)."""
-        # Set before the engine says closed: the drain's census (and the registry entry, as state "closing")
-        # waits for this flush to the cluster; between the two a closed engine would count as gone.
-        self._handoff.closing = True
+        # Counted before the engine says closed: the drain's census (and the registry entry, as state
+        # "closing") waits for this flush to the cluster; between the two a closed engine would count as gone.
+        # A close() nested in a delivery callback of this flush, or from another thread, ends before it and
+        # must not end the count.
+        self._handoff.begin_close()
+        route = None
         try:
             with self._handoff.quiesced():
                 route = self._engine.close()
@@ -132,8 +135,9 @@ class Producer(ShimClient[Route]):
                 return True
             return bool(route.handle.close(*args, **kwargs))
         finally:
-            self._handoff.closing = False
-            self._engine.closed_flushed()
+            self._handoff.end_close()
+            if route is not None:
+                self._engine.closed_flushed()
 
     def __len__(self) -> int:
         return len(self._handle) + self._handoff.held_count()

@@ -62,7 +62,7 @@ def _facts(engine: Any) -> WriterFacts | None:
     return WriterFacts(
         name=identity.transactional_id or identity.client_id or f"producer {id(engine):x}",
         cluster=engine.cluster,
-        epoch=engine.epoch,
+        epoch=engine.following,  # the document it follows: under way, the one it moves for
         state=state,
         mode=engine.mode.value,
         topics=topics,
@@ -124,9 +124,15 @@ class WriterCensus:
         if view is not None:
             try:
                 view.want()  # keeps the view's reads going while this drain lasts (idle 5 s after the last want)
-                remote = view.producers()
-                # An entry that could not be read may be a producer's: the quiet window stays for it.
-                complete = remote is not None and bool(getattr(view, "complete", lambda: True)())
+                parsed = getattr(view, "parsed", None)
+                if callable(parsed):  # one listing for both: the producers and whether it was read whole
+                    listing = parsed()
+                    remote = None if listing is None else (listing[0].producers, listing[1])
+                    # An entry that could not be read may be a producer's: the quiet window stays for it.
+                    complete = listing is not None and listing[0].complete
+                else:
+                    remote = view.producers()
+                    complete = remote is not None and bool(getattr(view, "complete", lambda: True)())
             except Exception as exc:  # noqa: BLE001 - the census must never end a drain: the view counts as unknown
                 if not self._view_failed:
                     logger.warning(

@@ -14,7 +14,8 @@ goes to standby (blue/green). Both end the same way:
    A partition the brokers did not answer for is asked again; nothing stands in for it. When a writer's
    data may become readable after its acknowledgement (`kafkashim.cutover.writers.WriterFacts.settles`:
    transactions, ``acks`` 0/1), the end offsets are read again `SETTLE_S` later until two reads agree.
-   A writer seen again (the census back to "waiting") discards the end offsets read before.
+   A writer seen again (the census back to "waiting"), or any change in which writers it sees and where
+   (`kafkashim.cutover.writers.Verdict.generation`), discards the end offsets read before.
 
 Bounded by ``kafkashim.cutover.drain.timeout.ms``, then the consumer leaves, reporting the unread count and
 the writers it was waiting for. A subscribed consumer that has not had its first assignment yet has no lag

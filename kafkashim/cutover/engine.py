@@ -55,6 +55,10 @@ H = TypeVar("H")
 _UNDER_WAY = (Phase.PREPARING, Phase.ARMED, Phase.DRAINING, Phase.JOINING)
 
 
+_RESUMES_WHERE_IT_STOPPED = frozenset({"committed", "earliest"})
+"""Offset strategies that put a consumer coming back to a cluster at or before where it stopped reading."""
+
+
 class CutoverEngine(Generic[H]):
     """The cutover cycle of one client whose librdkafka handle is of type ``H``."""
 
@@ -264,8 +268,9 @@ class CutoverEngine(Generic[H]):
                 if self.model.phase in _UNDER_WAY and under_way == visit.profile.name:
                     # The move under way goes there already: finish it; this document is planned again once
                     # the consumer is positioned there (`positioned` re-reads the plane). Draining the cluster
-                    # it leaves is not needed: it comes back and its commits say where it stopped.
-                    if self.model.phase is Phase.DRAINING:
+                    # it leaves is not needed when it comes back there and its commits say where it stopped.
+                    plan = self._plan
+                    if self.model.phase is Phase.DRAINING and plan is not None and self._returns_to(plan, doc):
                         self.model.fire(Event.DRAINED, attempt=self.model.attempt)
                     return
                 route = visit
@@ -369,12 +374,23 @@ class CutoverEngine(Generic[H]):
         return Route(doc.clusters.get(owed.name, owed), Mode.ACTIVE, f"finishing the move to {owed.name}")
 
     def finishing_visit(self, plan: CutoverPlan) -> bool:
-        """Consumers: ``plan`` is a move the consumer only finishes before it follows a newer document (the
-        flip-back rule, `_visit_first`). The cluster it leaves is not drained then: it comes back, and its
-        commits say where it stopped (the producers that went back there never leave it, so a drain would
-        wait out its timeout). A plain attribute read: callers may hold the engine's lock."""
+        """Consumers: ``plan`` is a move the consumer only finishes before it follows a newer document back to
+        the cluster it leaves (the flip-back rule, `_visit_first`). That cluster is not drained then: the
+        consumer comes back and resumes at its commits there (the producers that went back never leave it,
+        so a drain would wait out its timeout). Callers may hold the engine's lock."""
         owed = self._owed
-        return owed is not None and owed.name == plan.target.name
+        if owed is None or owed.name != plan.target.name:
+            return False
+        return self._returns_to(plan, self._plane.current)
+
+    def _returns_to(self, plan: CutoverPlan, doc: ControlDocument) -> bool:
+        """Whether ``doc`` sends this consumer back to ``plan.source``, where an offset strategy that never skips
+        (``committed``, the default: the group's commits there; ``earliest``) resumes it where it stopped. With
+        another strategy, or a document that sends it on elsewhere, the cluster it leaves is drained first:
+        what it had not read there would be skipped or stranded."""
+        if self.settings.offset_strategy not in _RESUMES_WHERE_IT_STOPPED:
+            return False
+        return resolve_route(doc, self.identity, self.model.current.profile).profile.name == plan.source.name
 
     def _give_up_visit(self, reason: str) -> None:
         """Under the lock: the cluster this consumer owed a visit cannot be read; say what is left there."""

@@ -88,8 +88,10 @@ class ProducerHandOff:
         self._installed = "raw"
         """What the façade's produce slot holds: ``raw`` (the handle's), ``armed`` or ``paused`` (trampolines).
         Recorded here, since a serializing façade's ``produce`` reads back as its own method."""
-        self.closing = False
-        """The client's close() is flushing and closing the handle (the engine already says closed)."""
+        self.closing = 0
+        """How many of the client's close() calls are under way: one of them flushes and closes the handle
+        (the engine may already say closed)."""
+        self._closing_lock = threading.Lock()
 
     # ---------------------------------------------------------------- HandOff protocol: prepare
     def open(self, conf: dict[str, Any]) -> Route:
@@ -225,6 +227,28 @@ class ProducerHandOff:
         if installed not in ("armed", "paused") or self._engine.model.closed:
             return False
         return len(self._engine.handle.handle) == 0
+
+    def begin_close(self) -> None:
+        with self._closing_lock:
+            self.closing += 1
+
+    def end_close(self) -> None:
+        with self._closing_lock:
+            self.closing -= 1
+
+    def produce_batch(self, call: Callable[[confluent_kafka.Producer], int]) -> int | None:
+        """Run ``call`` (the application's produce_batch) on the current handle once an armed hand-off is done,
+        under the switch lock: no switch, and no resume sending held calls, runs meanwhile (I2). None when the
+        producer holds its calls (paused, standby) or still has held calls to send: a batch is not held."""
+        if self._switching_thread == threading.get_ident():
+            # From a delivery callback the switch's flush serves: as a produce() there, to the current handle.
+            return call(self._engine.handle.handle)
+        self.hand_off_now()
+        with self._switch_lock:
+            # A resume sends every held call under this lock: none is left half-sent here.
+            if self._mode is not Mode.ACTIVE or self._engine.mode is not Mode.ACTIVE or len(self._held):
+                return None
+            return call(self._engine.handle.handle)
 
     def held_count(self) -> int:
         return len(self._held)

@@ -75,10 +75,11 @@ def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Ite
     """Whether ``writers`` may still write to ``cluster`` the topics a consumer reads there (``topics``;
     None: every topic), given that the consumer follows document ``epoch``.
 
-    A writer counts if it is on ``cluster`` or moving there, or if it has not applied ``epoch`` yet (its
-    facts predate the document: a registry entry written before a flip back, a producer that has not caught
-    up). One moving there is waited for, and so is one that has not applied the document. One on
-    ``cluster`` that is mid hand-off (moving away), paused or in standby has left once it is
+    A writer counts if it is on ``cluster`` or moving there, or if it has not applied ``epoch`` yet and is
+    not moving (its facts predate the document: a registry entry written before a flip back, a producer that
+    has not caught up; a producer under way shows the epoch it moves from, and has applied a newer one).
+    One moving there is waited for, and so is one that has not applied the document. One on ``cluster``
+    that is mid hand-off (moving away), paused or in standby has left once it is
     `WriterFacts.drained`. One steady and active there that applied a newer document than ``epoch`` is
     waited for (the consumer follows it soon); one that applied ``epoch`` stays, unless its observed topics
     and ``topics`` are both known and share nothing. A writer elsewhere that applied the document, not
@@ -94,16 +95,21 @@ def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Ite
     wanted = None if topics is None else frozenset(topics)
     waiting: list[str] = []
     staying: list[str] = []
+    counted: list[WriterFacts] = []
     settles = False
     for writer in writers:
         if writer.state == "closed":
             continue
         settles = settles or writer.settles
-        behind = writer.epoch < epoch
+        # Not yet on the consumer's document, and not moving: where it is by now is not known. (One under way
+        # has applied a document that moves it; its facts show the epoch it moves from.)
+        behind = writer.epoch < epoch and writer.target is None
         if writer.cluster != cluster and writer.target != cluster:
             if behind:
-                waiting.append(writer.name)  # where it is by now is not known: it has not applied the document
+                waiting.append(writer.name)
+                counted.append(writer)
             continue
+        counted.append(writer)
         if writer.target == cluster and writer.cluster != cluster:
             waiting.append(writer.name)  # it writes there once it switches
         elif writer.state != "steady" or writer.mode != "active":
@@ -113,14 +119,17 @@ def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Ite
             waiting.append(writer.name)
         elif wanted is None or not writer.topics or writer.topics & wanted:
             staying.append(writer.name)
+    generation = _generation(counted)
     if waiting:
-        return Verdict(Census.WAITING, tuple(sorted(waiting)), settles, _generation(writers))
+        return Verdict(Census.WAITING, tuple(sorted(waiting)), settles, generation)
     if staying:
-        return Verdict(Census.STAYING, tuple(sorted(staying)), settles, _generation(writers))
-    return Verdict(Census.LEFT, (), settles, _generation(writers))
+        return Verdict(Census.STAYING, tuple(sorted(staying)), settles, generation)
+    return Verdict(Census.LEFT, (), settles, generation)
 
 
-def _generation(writers: tuple[WriterFacts, ...]) -> int:
-    """What tells the writers seen now from those of an earlier reading: a writer that came back to the
-    cluster and left it again between two readings has applied another document (its epoch) or moved."""
+def _generation(writers: list[WriterFacts]) -> int:
+    """What tells the writers counted now (on the cluster, moving there, or behind) from those of an earlier
+    reading: a writer that came back to the cluster and left it again between two readings has applied
+    another document (its epoch) or moved. Writers elsewhere are left out: a fleet's churn far away must not
+    keep the end offsets from settling."""
     return hash(frozenset((w.name, w.epoch, w.cluster, w.target) for w in writers))

@@ -48,6 +48,16 @@ def test_a_writer_still_on_the_cluster_mid_hand_off_is_waited_for_until_it_sends
     assert verdict("origin", 7, {"t"}, [writer(state=state, target="dest", drained=True)]).census is Census.LEFT
 
 
+def test_a_writer_under_way_shows_the_epoch_it_moves_from_and_is_not_behind() -> None:
+    # A real engine (and its registry entry) shows its current epoch until it switches: an armed producer on
+    # the origin, moving to "dest" for document 7, shows 6. It has applied 7, and sends nothing once drained.
+    armed = writer(state="handing_off", epoch=6, target="dest", drained=True)
+    assert verdict("origin", 7, {"t"}, [armed]).census is Census.LEFT
+    assert verdict("origin", 7, {"t"}, [writer(cluster="z", state="preparing", epoch=6, target="dest")]).census is (
+        Census.LEFT
+    )
+
+
 def test_a_writer_that_has_not_applied_the_document_yet_is_waited_for() -> None:
     assert verdict("origin", 7, {"t"}, [writer(epoch=6)]).census is Census.WAITING
     assert verdict("origin", 7, {"t"}, [writer(epoch=8)]).census is Census.WAITING  # ahead: a flip back
@@ -170,8 +180,8 @@ def test_end_offsets_read_before_a_writer_came_back_are_discarded() -> None:
 def test_end_offsets_are_discarded_when_the_writers_changed_between_two_checks() -> None:
     # A writer that came back to the cluster and left it again between two checks: the census says "left"
     # both times, but the writers it saw are not the same (another epoch, another cluster).
-    before = verdict("origin", 7, {"t"}, [writer(cluster="dest")])
-    after = verdict("origin", 7, {"t"}, [writer(cluster="dest", epoch=8)])
+    before = verdict("origin", 7, {"t"}, [writer(mode="paused", drained=True)])
+    after = verdict("origin", 7, {"t"}, [writer(mode="paused", drained=True, epoch=8)])
     assert before == after and before.generation != after.generation
     d = Drain(started=0.0, deadline=60.0, last_message_at=0.0)
     assert d.decide(1.0, True, before, 0.0, KEYS) is Step.FETCH_ENDS
@@ -179,6 +189,14 @@ def test_end_offsets_are_discarded_when_the_writers_changed_between_two_checks()
     assert d.decide(1.1, True, before, 0.0, KEYS) is Step.CHECK_LAG
     assert d.decide(1.2, True, after, 0.0, KEYS) is Step.FETCH_ENDS
     assert not d.ends
+
+
+def test_writers_far_away_do_not_change_the_generation() -> None:
+    # A fleet's churn elsewhere (rolling restarts) must not keep the end offsets from settling.
+    here = writer(mode="paused", drained=True)
+    quiet = verdict("origin", 7, {"t"}, [here, writer(name="far", cluster="dest")])
+    churn = verdict("origin", 7, {"t"}, [here, writer(name="far", cluster="dest", epoch=9)])
+    assert quiet.generation == churn.generation
 
 
 def test_a_partial_answer_replaces_the_end_offsets_and_is_asked_again() -> None:

@@ -284,3 +284,42 @@ def test_a_key_flapping_to_a_dead_destination_prepares_it_once_not_once_per_flip
     assert event.outcome is CutoverOutcome.FAILED and event.to_cluster == "b" and p.cluster == "a"
     assert event.epoch == p._engine._plan.epoch  # reported for the newest attempt, not the first
     p.close()
+
+
+@pytest.mark.parametrize(
+    ("then", "strategy", "drains"),
+    [
+        ("a", "committed", False),  # back where it came from: it resumes at its commits there
+        ("a", "earliest", False),
+        ("b", "committed", True),  # a -> b -> a -> b: it stays on b, so a must be read down first
+        ("c", "committed", True),  # a -> b -> a -> c: it never comes back to a
+        ("a", "latest", True),  # back to a, but `latest` would skip what it had not read there
+    ],
+)
+def test_a_consumer_finishing_a_move_skips_the_drain_only_when_it_comes_back_where_nothing_is_skipped(
+    doc: Doc, then: str, strategy: str, drains: bool
+) -> None:
+    c = Consumer(
+        {
+            "kafkashim.source": doc.url,
+            "group.id": "g",
+            "kafkashim.offset.strategy": strategy,
+            "kafkashim.cutover.jitter.ms": 600_000,  # held in preparation while the documents change
+            **FAST,
+        }
+    )
+    c._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter
+    c.subscribe(["t"])
+    try:
+        doc.write("b")
+        wait_for(lambda: c._engine.phase is Phase.PREPARING, "the move to b to be prepared")
+        doc.write("a")  # the flip back: producers were sent to b, so the consumer owes b a visit
+        wait_for(lambda: c._engine._owed is not None, "the visit to b to be owed")
+        if then != "a":
+            doc.write(then)
+            wait_for(lambda: c._engine._plane.current.active == then, f"the document sending it to {then}")
+        plan = c._engine._plan
+        assert plan is not None and (plan.source.name, plan.target.name) == ("a", "b")
+        assert c._handoff._drains(plan) is drains
+    finally:
+        c.close()

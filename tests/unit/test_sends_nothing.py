@@ -85,6 +85,14 @@ def test_an_armed_producer_sends_nothing_until_its_next_call_moves_it(
     wait_for(lambda: p.cutover_state.value == "handing_off", "the producer to be armed")
     assert p.cluster == "a" and p._engine.heading == "b"
     assert p._engine.sends_nothing() is True
+    # The census sees it under the document it follows (the one it moves for), not the one it moves from: a
+    # consumer leaving "a" for that document counts it as gone, however long the application stays idle.
+    from kafkashim.cutover.census import _facts
+    from kafkashim.cutover.writers import Census, verdict
+
+    facts = _facts(p._engine)
+    assert facts is not None and facts.epoch == p._engine.following
+    assert verdict("a", p._engine.following, {"t"}, [facts]).census is Census.LEFT
 
 
 def test_a_closing_producer_counts_as_writing_from_the_start_of_its_close(tmp_path: Path) -> None:
@@ -111,3 +119,59 @@ def test_a_closing_producer_counts_as_writing_from_the_start_of_its_close(tmp_pa
     assert seen == [("closing", "closing", False)]
     facts = _facts(p._engine)
     assert facts is not None and facts.state == "closed"  # once its close() returned
+
+
+def test_a_close_nested_in_a_delivery_callback_does_not_end_the_outer_close(tmp_path: Path) -> None:
+    # The outer close() flushes the queued messages and serves their delivery reports; a callback that calls
+    # close() again returns at once, and the producer still counts as writing until the outer flush ends.
+    from kafkashim.cutover.census import _facts
+
+    doc = tmp_path / "control.json"
+    write(doc, "a")
+    states: list[str] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if not states:
+            assert p.close() is True  # nested: the handle is the outer close's to flush
+        facts = _facts(p._engine)
+        assert facts is not None
+        states.append(facts.state)
+
+    p = kafkashim.Producer({"kafkashim.source": doc.as_uri(), "on_delivery": on_delivery, "linger.ms": 50, **FAST})
+    for n in range(20):
+        p.produce("t", value=str(n).encode())
+    p.close(10)
+    assert len(states) == 20 and set(states) == {"closing"}
+    facts = _facts(p._engine)
+    assert facts is not None and facts.state == "closed"
+
+
+def test_a_batch_never_overtakes_the_calls_held_while_paused(tmp_path: Path) -> None:
+    # Resuming sends the held calls on a thread of the hand-off's own, under its switch lock; a produce_batch()
+    # racing it either waits for them and goes after, or is refused (BufferError): never sent before them.
+    doc = tmp_path / "control.json"
+    write(doc, "a")
+    delivered: list[bytes] = []
+    p = kafkashim.Producer(
+        {"kafkashim.source": doc.as_uri(), "on_delivery": lambda err, msg: delivered.append(msg.value()), **FAST}
+    )
+    try:
+        write(doc, "a", routes={"producer": "paused"})
+        wait_for(lambda: p.mode is Mode.PAUSED, "the producer to pause")
+        for n in range(50):
+            p.produce("t", value=b"held-%d" % n, partition=0)
+        refused = 0
+        with p._handoff._switch_lock:  # the resume waits here, its calls still held
+            write(doc, "a")
+            wait_for(lambda: p._engine.mode is Mode.ACTIVE, "the document to resume it")
+        while True:
+            try:
+                p.produce_batch("t", [{"value": b"batch"}], partition=0)
+                break
+            except BufferError:
+                refused += 1
+                time.sleep(0.01)
+        assert p.flush(10) == 0
+        assert delivered.index(b"batch") == 50 and len(delivered) == 51, (refused, delivered[:5])
+    finally:
+        p.close(5)
