@@ -56,6 +56,7 @@ def test_the_cli_moves_real_registered_clients_through_stop_wait_restart(
     sent: Counter[int] = Counter()
     seen: Counter[int] = Counter()
     stop = threading.Event()
+    loaded = threading.Event()
 
     def delivered(err: Any, msg: Any) -> None:
         if err is None:
@@ -63,17 +64,21 @@ def test_the_cli_moves_real_registered_clients_through_stop_wait_restart(
 
     def load() -> None:
         seq = 0
-        while not stop.is_set():
-            producer.produce(topic, encode(seq), key=f"k{seq % 6}")
-            producer.poll(0.005)
-            seq += 1
-        producer.flush(30)
+        try:
+            while not stop.is_set():
+                producer.produce(topic, encode(seq), key=f"k{seq % 6}")
+                producer.poll(0.005)
+                seq += 1
+            producer.flush(30)
+        finally:
+            loaded.set()
 
     def read() -> None:
         consumer.subscribe([topic])
         give_up = float("inf")
-        while not stop.is_set() or (set(sent) - set(seen) and time.monotonic() < give_up):
-            if stop.is_set() and give_up == float("inf"):
+        # Until the producer's last message is acknowledged (its flush), then until everything sent is seen.
+        while not loaded.is_set() or (set(sent) - set(seen) and time.monotonic() < give_up):
+            if loaded.is_set() and give_up == float("inf"):
                 give_up = time.monotonic() + 30
             msg = consumer.poll(0.1)
             if msg is not None and msg.error() is None:
