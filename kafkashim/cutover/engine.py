@@ -89,6 +89,10 @@ class CutoverEngine(Generic[H]):
         self._written: set[str] = set()
         """Consumers: the clusters producers were sent to since the attempt under way began."""
         self._owed: ClusterProfile | None = None
+        self._undrained: ClusterProfile | None = None
+        """Consumers: the cluster left without a drain under the flip-back rule (`finishing_visit`), expected
+        to be come back to; if the newest document sends the consumer elsewhere once it arrives, it goes back
+        there first (an owed visit) and reads it from its commits."""
         """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
@@ -271,6 +275,7 @@ class CutoverEngine(Generic[H]):
                     # it leaves is not needed when it comes back there and its commits say where it stopped.
                     plan = self._plan
                     if self.model.phase is Phase.DRAINING and plan is not None and self._returns_to(plan, doc):
+                        self._undrained = plan.source
                         self.model.fire(Event.DRAINED, attempt=self.model.attempt)
                     return
                 route = visit
@@ -383,20 +388,61 @@ class CutoverEngine(Generic[H]):
             return False
         return self._returns_to(plan, self._plane.current)
 
+    def _note_drain(self, plan: CutoverPlan, drains: bool) -> None:
+        """Under the lock, as ``plan`` is armed: remember a cluster left undrained by the flip-back rule; one
+        drained now is not owed anything any more."""
+        if self.role != "consumer":
+            return
+        if not drains and self.finishing_visit(plan):
+            self._undrained = plan.source
+        elif drains and self._undrained is not None and self._undrained.name == plan.source.name:
+            self._undrained = None
+
+    def _owe_undrained(self, latest: ControlDocument) -> bool:
+        """Under the lock, once positioned: the cluster left undrained is settled when the consumer is back
+        there; if the newest document sends it elsewhere, it owes that cluster a visit (read from its commits
+        to lag 0 before it follows on), so what it had not read there is not stranded. True when it owes one
+        now (the newest document is planned again)."""
+        undrained = self._undrained
+        if undrained is None:
+            return False
+        current = self.model.current.profile
+        if undrained.name == current.name:
+            self._undrained = None
+            return False
+        if self._owed is not None or undrained.name not in latest.clusters:
+            return False
+        if resolve_route(latest, self.identity, current).profile.name == undrained.name:
+            return False
+        self._owed = undrained
+        logger.warning(
+            "kafkashim: consumer %s goes back to %s before following control document epoch %d: it left %s "
+            "unread when a flip back was expected, and that document sends it elsewhere",
+            self.identity.group_id or "",
+            undrained.name,
+            latest.epoch,
+            undrained.name,
+        )
+        return True
+
     def _returns_to(self, plan: CutoverPlan, doc: ControlDocument) -> bool:
         """Whether ``doc`` sends this consumer back to ``plan.source``, where an offset strategy that never skips
         (``committed``, the default: the group's commits there; ``earliest``) resumes it where it stopped. With
         another strategy, or a document that sends it on elsewhere, the cluster it leaves is drained first:
         what it had not read there would be skipped or stranded."""
-        if self.settings.offset_strategy not in _RESUMES_WHERE_IT_STOPPED:
+        strategy = self.settings.offset_strategy
+        if not isinstance(strategy, str) or strategy not in _RESUMES_WHERE_IT_STOPPED:
             return False
-        return resolve_route(doc, self.identity, self.model.current.profile).profile.name == plan.source.name
+        # Resolved from where the consumer will be when it follows ``doc`` (a paused route keeps it there).
+        return resolve_route(doc, self.identity, plan.target).profile.name == plan.source.name
 
     def _give_up_visit(self, reason: str) -> None:
         """Under the lock: the cluster this consumer owed a visit cannot be read; say what is left there."""
         owed, self._owed = self._owed, None
         if owed is None:
             return
+        if self._undrained is not None and self._undrained.name == owed.name:
+            self._undrained = None
         logger.error(
             "kafkashim: consumer %s cannot read what producers may have written to %s (%s): messages they wrote "
             "there after this consumer left (topics %s, from the group's committed offsets on %s to the end of "
@@ -470,7 +516,9 @@ class CutoverEngine(Generic[H]):
                 self.model.fire(Event.READY, attempt=attempt)
                 self._ready = handle
                 self.phase_event("destination_connected", {"kafkashim.cluster": plan.target.name})
-                if self._handoff.arm(self._plan):
+                drains = self._handoff.arm(self._plan)
+                self._note_drain(self._plan, drains)
+                if drains:
                     self.model.fire(Event.DRAIN, attempt=attempt)
         if attempt is None:
             self._discard_soon(handle)  # superseded by a document that wants something else, or closed
@@ -558,12 +606,15 @@ class CutoverEngine(Generic[H]):
             current = self.model.fire(Event.POSITIONED, attempt=claim.attempt) is not None
             span = self._take_span() if current else None
             mode = self.model.current.mode
+            visited = owes = False
             if current:
                 self._dwell_until = self._clock() + self.settings.seconds(self.settings.cutover_min_dwell_ms)
                 if self._owed is not None and self._owed.name == self.model.current.profile.name:
                     self._owed = None  # there now: the next document drains it to lag 0 before leaving
+                    visited = True  # a visit's plan may carry the newest epoch: follow the newest document now
+                owes = self._owe_undrained(self._plane.current)
             latest = self._plane.current
-            replan = current and latest.epoch != self.model.current.epoch
+            replan = current and (latest.epoch != self.model.current.epoch or owes or visited)
         if current:
             self._handoff.set_mode(mode)  # the mode of the newest document (paused, standby, or active)
         if span is not None:

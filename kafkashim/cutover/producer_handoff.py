@@ -79,6 +79,8 @@ class ProducerHandOff:
         self._txn_init_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._completion: Completion | None = None
         self._switching_thread: int | None = None
+        self._resuming_thread: int | None = None
+        """The thread sending the calls held while paused (it holds the switch lock meanwhile)."""
         self._callback_error: BaseException | None = None
         self._mode = Mode.ACTIVE
         self._mode_lock = threading.Lock()
@@ -240,9 +242,12 @@ class ProducerHandOff:
         """Run ``call`` (the application's produce_batch) on the current handle once an armed hand-off is done,
         under the switch lock: no switch, and no resume sending held calls, runs meanwhile (I2). None when the
         producer holds its calls (paused, standby) or still has held calls to send: a batch is not held."""
-        if self._switching_thread == threading.get_ident():
-            # From a delivery callback the switch's flush serves: as a produce() there, to the current handle.
-            return call(self._engine.handle.handle)
+        me = threading.get_ident()
+        if me in (self._switching_thread, self._resuming_thread):
+            # From a delivery callback that the switch's flush or a resume's sending serves, on the thread that
+            # holds the switch lock: waiting for it would wait for itself, and sending now would overtake the
+            # held calls (or reach the retired handle). Refused, as while paused.
+            return None
         self.hand_off_now()
         with self._switch_lock:
             # A resume sends every held call under this lock: none is left half-sent here.
@@ -404,12 +409,16 @@ class ProducerHandOff:
                 with self._switch_lock:
                     if self._mode is not Mode.ACTIVE:
                         return  # paused again before this thread ran
-                    held = self._held.release_into(
-                        self._engine.handle.handle,
-                        self._install_resumed,
-                        keep_releasing=lambda: self._mode is Mode.ACTIVE,
-                        on_error=self._refused,
-                    )
+                    self._resuming_thread = threading.get_ident()
+                    try:
+                        held = self._held.release_into(
+                            self._engine.handle.handle,
+                            self._install_resumed,
+                            keep_releasing=lambda: self._mode is Mode.ACTIVE,
+                            on_error=self._refused,
+                        )
+                    finally:
+                        self._resuming_thread = None
                 if self._mode is Mode.ACTIVE:
                     self._resumed.set()
                 logger.info("kafkashim: producer resumed on %s; %d held call(s) sent", self._engine.cluster, held)

@@ -32,7 +32,7 @@ class WriterFacts:
     cluster: str
     """The cluster its engine uses now (after its hand-off's switch: the destination)."""
     epoch: int
-    """The control document it applied last."""
+    """The control document it follows: the one it applied last (mid-move, the one it moves for)."""
     state: str
     """Its engine's state: ``steady`` once a hand-off is over (the old cluster flushed), else the phase."""
     mode: str = "active"
@@ -75,9 +75,9 @@ def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Ite
     """Whether ``writers`` may still write to ``cluster`` the topics a consumer reads there (``topics``;
     None: every topic), given that the consumer follows document ``epoch``.
 
-    A writer counts if it is on ``cluster`` or moving there, or if it has not applied ``epoch`` yet and is
-    not moving (its facts predate the document: a registry entry written before a flip back, a producer that
-    has not caught up; a producer under way shows the epoch it moves from, and has applied a newer one).
+    A writer counts if it is on ``cluster`` or moving there, or if it has not applied ``epoch`` yet (its
+    facts predate the document: a registry entry written before a flip back, a producer that has not caught
+    up). A writer's ``epoch`` is the document it follows: mid-move, the one it moves for.
     One moving there is waited for, and so is one that has not applied the document. One on ``cluster``
     that is mid hand-off (moving away), paused or in standby has left once it is
     `WriterFacts.drained`. One steady and active there that applied a newer document than ``epoch`` is
@@ -101,9 +101,8 @@ def verdict(cluster: str, epoch: int, topics: Iterable[str] | None, writers: Ite
         if writer.state == "closed":
             continue
         settles = settles or writer.settles
-        # Not yet on the consumer's document, and not moving: where it is by now is not known. (One under way
-        # has applied a document that moves it; its facts show the epoch it moves from.)
-        behind = writer.epoch < epoch and writer.target is None
+        # Not yet on the consumer's document: where it is by now is not known (a stale registry entry).
+        behind = writer.epoch < epoch
         if writer.cluster != cluster and writer.target != cluster:
             if behind:
                 waiting.append(writer.name)

@@ -96,6 +96,7 @@ def snapshot(engine: Any) -> tuple[Any, ...] | None:
         _text(getattr(engine, "color", None)),
         getattr(engine, "heading", None),
         bool(drained()) if engine.role == "producer" and callable(drained) else False,
+        getattr(engine, "following", engine.epoch),
     )
 
 
@@ -109,7 +110,7 @@ def build(
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """The entry's JSON object (spec §4; ``from`` in ``last_cutover`` and ``started`` are additions)."""
-    state, cluster, epoch, mode, color, target, drained = facts
+    state, cluster, epoch, mode, color, target, drained, following = facts
     identity = engine.identity
     return {
         "id": client_id,
@@ -124,6 +125,7 @@ def build(
         "color": color,
         "cluster": cluster,
         "epoch": epoch,
+        "following": following,
         "mode": mode,
         "state": state,
         "target": target,

@@ -115,6 +115,9 @@ def writer_facts(body: Any) -> WriterFacts | None:
         raise ValueError("cluster, state or mode is not a string")
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         raise ValueError("epoch is not an integer")
+    following = body.get("following", epoch)
+    if not isinstance(following, int) or isinstance(following, bool):
+        raise ValueError("following is not an integer")
     topics = body.get("topics")
     produced: Any = topics.get("produced") if isinstance(topics, dict) else None
     if produced is not None and (not isinstance(produced, list) or not all(isinstance(t, str) for t in produced)):
@@ -127,7 +130,7 @@ def writer_facts(body: Any) -> WriterFacts | None:
     return WriterFacts(
         name=_printable(name),
         cluster=cluster,
-        epoch=epoch,
+        epoch=following,  # the document it follows: mid-move, the one it moves for (`epoch` is the one it left)
         state=state,
         mode=mode,
         topics=frozenset(produced) if produced else None,

@@ -15,6 +15,7 @@ import pytest
 
 from kafkashim import CutoverOutcome, Mode
 from kafkashim.cutover.consumer_io import reader_config
+from kafkashim.cutover.states import Phase
 from kafkashim.offsets.checkpoints import read_checkpoints
 from testkit.kafka import KafkaCluster, MirrorMaker2
 from tests.conftest import ControlFile
@@ -286,3 +287,36 @@ def test_blue_green_live_flips_under_load_move_processing_without_a_connection_o
     # Each set stayed on its own cluster: a live flip moved no connection and joined no group.
     assert tally.events == []
     assert {tally.where_sent[s] for s in range(sequence[0])} == {"origin", "destination"}
+
+
+def test_a_flip_back_and_a_flip_forward_again_after_the_group_skipped_its_drain_strand_nothing(
+    two_cluster_control: ControlFile, topic: str
+) -> None:
+    # origin -> destination -> origin -> destination. The flip back comes while the members still prepare
+    # (jitter pinned to 0.8 s), so each leaves the origin without draining it (it expects to come back); the
+    # flip forward again comes once they are on their way to the destination. They must not stay there with
+    # the origin's last messages (and what the producer wrote there after the flip back) unread: they go back
+    # to the origin, read it from their commits, and come to the destination again.
+    conf: dict[str, object] = {"kafkashim.cutover.drain.quiet.ms": 1500, "kafkashim.cutover.jitter.ms": 800}
+    fleet = Fleet(two_cluster_control, topic, consumers=3, consumer_conf=conf)
+    for c in fleet.consumers:
+        c._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter, every time
+    fleet.start()
+    time.sleep(1.0)
+    two_cluster_control.flip("destination")
+    wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "destination", "writes to the destination")
+    two_cluster_control.flip("origin")
+    assert all(c._engine.phase is Phase.PREPARING for c in fleet.consumers), "the flip back comes while preparing"
+    wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "origin", "writes to the origin again")
+    wait_for(lambda: any(c._engine.phase is not Phase.PREPARING for c in fleet.consumers), "a member to move on")
+    two_cluster_control.flip("destination")
+    wait_for(lambda: fleet.producer.cluster == "destination", "the producer to follow")
+    time.sleep(1.0)
+    fleet.stop_load()
+    wait_for(lambda: all(c.cluster == "destination" for c in fleet.consumers), "the group on the destination", 180)
+    fleet.settle()
+
+    fleet.tally.report("flip, flip back while preparing, flip forward again")
+    assert {where for where in fleet.tally.where_sent.values()} == {"origin", "destination"}
+    assert fleet.tally.lost() == [], f"lost {len(fleet.tally.lost())}: stranded on the origin"
+    assert fleet.tally.duplicated() == 0

@@ -161,3 +161,15 @@ def test_a_forged_name_cannot_break_a_log_line_or_fill_it() -> None:
     assert facts is not None
     assert "\n" not in facts.name and "\r" not in facts.name and len(facts.name) <= 200
     assert facts.name.startswith("ok\\n2026-12-07 CRITICAL")
+
+
+def test_a_producer_mid_move_counts_under_the_document_it_follows() -> None:
+    # An armed producer's entry shows the epoch it moves from ("epoch") and the one it moves for ("following").
+    facts = writer_facts(body(state="handing_off", epoch=11, following=12, target="dest", drained=True))
+    assert facts is not None and facts.epoch == 12
+    assert verdict("origin", 12, ["orders"], [facts]).census is Census.LEFT
+    # An entry of an older version, without "following": its epoch.
+    old = writer_facts(body(epoch=11))
+    assert old is not None and old.epoch == 11
+    with pytest.raises(ValueError, match="following"):
+        writer_facts(body(following="12"))

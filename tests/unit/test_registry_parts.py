@@ -99,7 +99,7 @@ def test_the_entry_has_the_spec_fields_and_the_last_cutover() -> None:
         duration_s=0.0123,
         downtime_s=0.0021,
     )
-    facts = (CutoverState.STEADY.value, "dest", 12, "active", None, None, False)
+    facts = (CutoverState.STEADY.value, "dest", 12, "active", None, None, False, 12)
     body = entry.build("h-1-1", engine, facts, [], ["orders"], event, clock=lambda: 1764032000.1234)
     assert body == {
         "id": "h-1-1",
@@ -114,6 +114,7 @@ def test_the_entry_has_the_spec_fields_and_the_last_cutover() -> None:
         "color": None,
         "cluster": "dest",
         "epoch": 12,
+        "following": 12,
         "mode": "active",
         "state": "steady",
         "target": None,

@@ -175,3 +175,40 @@ def test_a_batch_never_overtakes_the_calls_held_while_paused(tmp_path: Path) -> 
         assert delivered.index(b"batch") == 50 and len(delivered) == 51, (refused, delivered[:5])
     finally:
         p.close(5)
+
+
+def test_a_batch_from_a_delivery_callback_served_by_a_resume_is_refused_not_deadlocked(tmp_path: Path) -> None:
+    # With librdkafka's queue smaller than the calls held while paused, the resume serves delivery reports on
+    # its own thread (holding the switch lock) to make room; a callback calling produce_batch() there must be
+    # refused, not wait for the lock its own thread holds.
+    doc = tmp_path / "control.json"
+    write(doc, "a")
+    outcomes: list[str] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if not outcomes:
+            try:
+                p.produce_batch("t", [{"value": b"from-callback"}])
+                outcomes.append("sent")
+            except BufferError:
+                outcomes.append("refused")
+
+    p = kafkashim.Producer(
+        {
+            "kafkashim.source": doc.as_uri(),
+            "on_delivery": on_delivery,
+            "queue.buffering.max.messages": 5,
+            **FAST,
+        }
+    )
+    try:
+        write(doc, "a", routes={"producer": "paused"})
+        wait_for(lambda: p.mode is Mode.PAUSED, "the producer to pause")
+        for n in range(30):
+            p.produce("t", value=b"held-%d" % n)
+        write(doc, "a")
+        wait_for(lambda: p._handoff.held_count() == 0, "the resume to send every held call")
+        assert outcomes == ["refused"]
+        assert p.flush(10) == 0
+    finally:
+        p.close(5)
