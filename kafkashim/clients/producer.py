@@ -79,7 +79,7 @@ class Producer(ShimClient[Route]):
             mode = self._engine.mode
             raise BufferError(
                 f"kafkashim: the producer is {mode.value} on {self._engine.cluster}"
-                f"{' and still sends the calls held while paused' if mode is Mode.ACTIVE else ''}: "
+                f"{' and switching clusters or sending the calls held while paused' if mode is Mode.ACTIVE else ''}: "
                 "produce_batch() is not held; use produce(), whose calls are held until it is active again"
             )
         return count

@@ -151,6 +151,8 @@ class ConsumerHandOff:
         """The read-down of the cluster a consumer going to standby stops processing on."""
         self._assigned_once = False
         """The current handle's group has assigned this member its partitions (an empty set counts)."""
+        self.skipped_for_visit = False
+        """The last `arm` left the old cluster undrained because of the flip-back rule."""
         """Where the offset strategy put each partition on the current cluster (for the drain's lag)."""
         """What they should be set to. librdkafka's pause()/resume() called from another thread while the
         application polls can wait for seconds (seen with confluent-kafka 2.16), so they are applied on the
@@ -199,7 +201,7 @@ class ConsumerHandOff:
         self._facade.poll = handle.poll
         self._facade.consume = handle.consume
 
-    def _drains(self, plan: CutoverPlan) -> bool:
+    def _drains(self, plan: CutoverPlan, visit_rule: bool = True) -> bool:
         """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
         cluster, where unread messages will still be, so it hands off at once. A consumer moving first
         (Stop-Restart-Repeat: producers keep writing to the old cluster) would never see it go quiet; what
@@ -207,11 +209,15 @@ class ConsumerHandOff:
         comes back (the flip-back rule) does not drain either: it reads on where it stopped when it is back."""
         has_work = self.topics is not None or bool(self.manual)
         drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
-        return drain and not plan.producers_stay and not self._engine.finishing_visit(plan)
+        drain = drain and not plan.producers_stay
+        return drain and not (visit_rule and self._engine.finishing_visit(plan))
 
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()
         drain = self._drains(plan)
+        # Whether the flip-back rule is what cancelled this drain (the engine remembers the cluster left
+        # undrained, `CutoverEngine._note_drain`): decided here once, under the engine's lock.
+        self.skipped_for_visit = not drain and self._drains(plan, visit_rule=False)
         if plan.producers_stay and self._engine.settings.cutover_drain and plan.reason is CutoverReason.CLUSTER:
             logger.warning(
                 "kafkashim: consumer leaves %s without draining it: producers are still sent there, so this move "

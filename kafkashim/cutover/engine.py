@@ -89,6 +89,8 @@ class CutoverEngine(Generic[H]):
         self._written: set[str] = set()
         """Consumers: the clusters producers were sent to since the attempt under way began."""
         self._owed: ClusterProfile | None = None
+        self._leaving: tuple[ClusterProfile, bool] | None = None
+        """Consumers: the cluster an armed move leaves, and whether the flip-back rule skipped its drain."""
         self._undrained: ClusterProfile | None = None
         """Consumers: the cluster left without a drain under the flip-back rule (`finishing_visit`), expected
         to be come back to; if the newest document sends the consumer elsewhere once it arrives, it goes back
@@ -265,6 +267,8 @@ class CutoverEngine(Generic[H]):
                 self.model.fire(Event.CHANGED, document=doc)  # deferred until the hand-off ends
                 return
             current = self.model.current
+            if self.model.phase is Phase.STEADY:
+                self._owe_undrained(doc)  # a cluster left undrained that this document does not send it back to
             route = resolve_route(doc, self.identity, current.profile)
             visit = self._visit_first(doc, route)
             if visit is not None:
@@ -275,7 +279,7 @@ class CutoverEngine(Generic[H]):
                     # it leaves is not needed when it comes back there and its commits say where it stopped.
                     plan = self._plan
                     if self.model.phase is Phase.DRAINING and plan is not None and self._returns_to(plan, doc):
-                        self._undrained = plan.source
+                        self._leaving = (plan.source, True)
                         self.model.fire(Event.DRAINED, attempt=self.model.attempt)
                     return
                 route = visit
@@ -384,19 +388,26 @@ class CutoverEngine(Generic[H]):
         consumer comes back and resumes at its commits there (the producers that went back never leave it,
         so a drain would wait out its timeout). Callers may hold the engine's lock."""
         owed = self._owed
-        if owed is None or owed.name != plan.target.name:
-            return False
-        return self._returns_to(plan, self._plane.current)
+        return owed is not None and owed.name == plan.target.name and self._returns_to(plan, self._plane.current)
 
     def _note_drain(self, plan: CutoverPlan, drains: bool) -> None:
-        """Under the lock, as ``plan`` is armed: remember a cluster left undrained by the flip-back rule; one
-        drained now is not owed anything any more."""
+        """Under the lock, as ``plan`` is armed: whether the flip-back rule is what cancelled its drain (as the
+        hand-off's `arm` decided it, not a second read of the plane). Taken up when the consumer actually leaves
+        (`adopt`): a rolled-back move leaves nothing undrained."""
         if self.role != "consumer":
             return
-        if not drains and self.finishing_visit(plan):
-            self._undrained = plan.source
-        elif drains and self._undrained is not None and self._undrained.name == plan.source.name:
-            self._undrained = None
+        skipped = not drains and bool(getattr(self._handoff, "skipped_for_visit", False))
+        self._leaving = (plan.source, skipped)
+
+    def _arrived(self) -> bool:
+        """Under the lock, once a consumer is positioned (or its positioning was abandoned) where it moved: an
+        owed visit is paid once there, and a cluster left undrained is settled or becomes owed. True when the
+        newest document must be planned again now (a visit's plan may carry the newest epoch)."""
+        visited = False
+        if self._owed is not None and self._owed.name == self.model.current.profile.name:
+            self._owed = None  # there now: the next document drains it to lag 0 before leaving
+            visited = True
+        return self._owe_undrained(self._plane.current) or visited
 
     def _owe_undrained(self, latest: ControlDocument) -> bool:
         """Under the lock, once positioned: the cluster left undrained is settled when the consumer is back
@@ -404,16 +415,30 @@ class CutoverEngine(Generic[H]):
         to lag 0 before it follows on), so what it had not read there is not stranded. True when it owes one
         now (the newest document is planned again)."""
         undrained = self._undrained
-        if undrained is None:
+        if undrained is None or self.role != "consumer":
             return False
         current = self.model.current.profile
         if undrained.name == current.name:
             self._undrained = None
             return False
-        if self._owed is not None or undrained.name not in latest.clusters:
+        if undrained.name not in latest.clusters:
+            self._undrained = None
+            logger.error(
+                "kafkashim: consumer %s cannot go back to %s (control document epoch %d no longer defines it): "
+                "what it had not read there when it left for a flip back that was expected (topics %s, from the "
+                "group's committed offsets on %s to the end of each partition) is not read by it",
+                self.identity.group_id or "",
+                undrained.name,
+                latest.epoch,
+                ", ".join(sorted(getattr(self._handoff, "topics", None) or [])) or "(its subscription)",
+                undrained.name,
+            )
             return False
-        if resolve_route(latest, self.identity, current).profile.name == undrained.name:
+        if self._owed is not None:
             return False
+        route = resolve_route(latest, self.identity, current)
+        if route.profile.name == undrained.name or route.mode is not Mode.ACTIVE:
+            return False  # going back anyway; or paused/standby here: owed once it is active elsewhere
         self._owed = undrained
         logger.warning(
             "kafkashim: consumer %s goes back to %s before following control document epoch %d: it left %s "
@@ -597,6 +622,13 @@ class CutoverEngine(Generic[H]):
             if self.model.fire(Event.SWITCHED, attempt=claim.attempt) is None:
                 return False
             self.handle = claim.handle
+            leaving, self._leaving = self._leaving, None
+            if leaving is not None and leaving[0].name == claim.plan.source.name:
+                source, skipped = leaving
+                if skipped:
+                    self._undrained = source
+                elif self._undrained is not None and self._undrained.name == source.name:
+                    self._undrained = None
             return True
 
     def positioned(self, claim: Claim[H], completion: Completion) -> None:
@@ -606,15 +638,12 @@ class CutoverEngine(Generic[H]):
             current = self.model.fire(Event.POSITIONED, attempt=claim.attempt) is not None
             span = self._take_span() if current else None
             mode = self.model.current.mode
-            visited = owes = False
+            arrived = False
             if current:
                 self._dwell_until = self._clock() + self.settings.seconds(self.settings.cutover_min_dwell_ms)
-                if self._owed is not None and self._owed.name == self.model.current.profile.name:
-                    self._owed = None  # there now: the next document drains it to lag 0 before leaving
-                    visited = True  # a visit's plan may carry the newest epoch: follow the newest document now
-                owes = self._owe_undrained(self._plane.current)
+                arrived = self._arrived()
             latest = self._plane.current
-            replan = current and (latest.epoch != self.model.current.epoch or owes or visited)
+            replan = current and (latest.epoch != self.model.current.epoch or arrived)
         if current:
             self._handoff.set_mode(mode)  # the mode of the newest document (paused, standby, or active)
         if span is not None:
@@ -661,10 +690,13 @@ class CutoverEngine(Generic[H]):
             if self.model.attempt != claim.attempt:
                 return
             adopted = self.model.phase is Phase.JOINING
+            replan = False
             if self.model.phase is Phase.SWITCHING:
                 self.model.fire(Event.FAILED, attempt=claim.attempt)
+                self._leaving = None  # it stays where it was: nothing left undrained
             elif adopted:
                 self.model.fire(Event.POSITIONED, attempt=claim.attempt)
+                replan = self._arrived() or self._plane.current.epoch != self.model.current.epoch
             else:
                 return
             span = self._take_span()
@@ -676,6 +708,8 @@ class CutoverEngine(Generic[H]):
         if not adopted:
             self._schedule_retry(claim.attempt)
         self._changed()
+        if replan:
+            self.on_document(self._plane.current)
 
     def _resume(self) -> None:
         """After a hand-off: plan the document that arrived while it ran, if any."""

@@ -198,9 +198,9 @@ class ProducerHandOff:
     def quiesced(self) -> Iterator[None]:
         """Held by ``close()``: a hand-off under way on another thread finishes first, so the handle that
         close() flushes and closes is the one the client ended on. (A close() from a delivery callback that
-        the hand-off's own flush is serving does not wait for itself.)"""
-        if self._switching_thread == threading.get_ident():
-            yield
+        the hand-off's own flush, or a resume's sending, is serving does not wait for itself.)"""
+        if threading.get_ident() in (self._switching_thread, self._resuming_thread):
+            yield  # the switch lock is this thread's own: waiting for it would wait for itself
             return
         with self._switch_lock:
             yield
