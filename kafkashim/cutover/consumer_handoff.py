@@ -201,24 +201,38 @@ class ConsumerHandOff:
         self._facade.poll = handle.poll
         self._facade.consume = handle.consume
 
-    def _drains(self, plan: CutoverPlan, visit_rule: bool = True) -> bool:
-        """Whether ``plan`` reads the old cluster down first. A credentials-only cutover stays on the same
-        cluster, where unread messages will still be, so it hands off at once. A consumer moving first
-        (Stop-Restart-Repeat: producers keep writing to the old cluster) would never see it go quiet; what
-        they write reaches the new one through replication. A move the consumer only finishes before it
-        comes back (the flip-back rule) does not drain either: it reads on where it stopped when it is back."""
+    def _drains(self, plan: CutoverPlan) -> bool:
+        return self._drain_decision(plan)[0]
+
+    def _drain_decision(self, plan: CutoverPlan) -> tuple[bool, bool]:
+        """Whether ``plan`` reads the old cluster down first, and whether the flip-back rule is why it does
+        not (`CutoverEngine.finishing_visit`, read once). A credentials-only cutover stays on the same cluster,
+        where unread messages will still be, so it hands off at once. A consumer moving first
+        (Stop-Restart-Repeat: producers keep writing to the old cluster) would never see it go quiet; what they
+        write reaches the new one through replication. A move the consumer only makes before it comes back
+        (the flip-back rule) does not drain either: it reads on where it stopped when it is back."""
+        base = self._drains_rule(plan)
+        visit = base and self._engine.finishing_visit(plan)
+        return base and not plan.producers_stay and not visit, visit
+
+    def _drains_rule(self, plan: CutoverPlan) -> bool:
+        """Whether draining applies to ``plan`` at all: `kafkashim.cutover.drain` on, something to read, and a
+        move to another cluster (not credentials only)."""
         has_work = self.topics is not None or bool(self.manual)
-        drain = self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
-        drain = drain and not plan.producers_stay
-        return drain and not (visit_rule and self._engine.finishing_visit(plan))
+        return self._engine.settings.cutover_drain and has_work and plan.reason is not CutoverReason.CREDENTIALS
 
     def arm(self, plan: CutoverPlan) -> bool:
         now = time.monotonic()
-        drain = self._drains(plan)
         # Whether the flip-back rule is what cancelled this drain (the engine remembers the cluster left
-        # undrained, `CutoverEngine._note_drain`): decided here once, under the engine's lock.
-        self.skipped_for_visit = not drain and self._drains(plan, visit_rule=False)
-        if plan.producers_stay and self._engine.settings.cutover_drain and plan.reason is CutoverReason.CLUSTER:
+        # undrained, `CutoverEngine._note_drain`), even where producers stay: it comes back there. Decided here
+        # once, under the engine's lock.
+        drain, self.skipped_for_visit = self._drain_decision(plan)
+        if (
+            plan.producers_stay
+            and not self.skipped_for_visit
+            and self._engine.settings.cutover_drain
+            and plan.reason is CutoverReason.CLUSTER
+        ):
             logger.warning(
                 "kafkashim: consumer leaves %s without draining it: producers are still sent there, so this move "
                 "relies on replication (Cluster Linking, MirrorMaker 2) bringing their messages to %s",

@@ -423,6 +423,8 @@ class CutoverEngine(Generic[H]):
             return False
         if undrained.name not in latest.clusters:
             self._undrained = None
+            if self._owed is not None and self._owed.name == undrained.name:
+                return False  # `_give_up_visit` says what is left there
             logger.error(
                 "kafkashim: consumer %s cannot go back to %s (control document epoch %d no longer defines it): "
                 "what it had not read there when it left for a flip back that was expected (topics %s, from the "
@@ -659,6 +661,8 @@ class CutoverEngine(Generic[H]):
         )
         self._changed()
         if replan:
+            with self._lock:
+                self.model.take_deferred()  # superseded by the newest document, planned now (not twice)
             self.on_document(latest)  # a document that waited for this move (a flip back, a newer epoch)
 
     def joining_timed_out(self, attempt: int) -> bool:
@@ -709,7 +713,14 @@ class CutoverEngine(Generic[H]):
             self._schedule_retry(claim.attempt)
         self._changed()
         if replan:
-            self.on_document(self._plane.current)
+            try:
+                with self._lock:
+                    self.model.take_deferred()  # superseded by the newest document, planned now (not twice)
+                self.on_document(self._plane.current)
+            except Exception:  # noqa: BLE001 - the exception being raised is the application's
+                logger.exception(
+                    "kafkashim: %s could not follow the newest document after a failed hand-off", self.role
+                )
 
     def _resume(self) -> None:
         """After a hand-off: plan the document that arrived while it ran, if any."""

@@ -5,6 +5,7 @@ arriving while calls are held, a retry racing a newer attempt. librdkafka's mock
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -321,5 +322,9 @@ def test_a_consumer_finishing_a_move_skips_the_drain_only_when_it_comes_back_whe
         plan = c._engine._plan
         assert plan is not None and (plan.source.name, plan.target.name) == ("a", "b")
         assert c._handoff._drains(plan) is drains
+        # Where producers stay on a (the newest document sends them there), nothing drains a; whether the
+        # flip-back rule is why (the engine then remembers a as left undrained) does not change.
+        stay = dataclasses.replace(plan, producers_stay=True)
+        assert c._handoff._drain_decision(stay) == (False, not drains)
     finally:
         c.close()

@@ -44,6 +44,9 @@ class FakeConsumerHandOff:
         self.fail_switch = False
         self.skipped_for_visit = False
         self.gate: dict[str, threading.Event] = {}
+        self.arms: list[tuple[str, str]] = []
+        self.during_switch: dict[tuple[str, str], Callable[[], None]] = {}
+        """Run while the switch of that move is under way (a document arriving then is deferred)."""
 
     def open(self, conf: dict[str, Any]) -> str:
         gate = self.gate.get(conf["bootstrap.servers"])
@@ -62,10 +65,9 @@ class FakeConsumerHandOff:
 
     def arm(self, plan: CutoverPlan) -> bool:
         assert self.engine is not None
-        base = not plan.producers_stay
-        drain = base and not self.engine.finishing_visit(plan)
-        self.skipped_for_visit = base and not drain
-        return drain
+        self.skipped_for_visit = self.engine.finishing_visit(plan)  # even where producers stay: it comes back
+        self.arms.append((plan.source.name, plan.target.name))
+        return not plan.producers_stay and not self.skipped_for_visit
 
     def disarm(self) -> None:
         pass
@@ -74,6 +76,9 @@ class FakeConsumerHandOff:
         assert self.engine is not None
         if self.fail_switch:
             raise HandOffFailed("the old cluster refused to let go")
+        hook = self.during_switch.pop((claim.plan.source.name, claim.plan.target.name), None)
+        if hook is not None:
+            hook()
         self.engine.adopt(claim)
         self.moves.append((claim.plan.source.name, claim.plan.target.name, not self.skipped_for_visit))
 
@@ -151,7 +156,7 @@ def test_the_cluster_left_for_a_visit_is_come_back_to_and_then_settled(
 
 
 def test_a_flip_forward_that_comes_while_it_dwells_on_the_visit_sends_it_back_first(
-    doc: Doc, made: list[CutoverEngine[str]]
+    doc: Doc, made: list[CutoverEngine[str]], caplog: pytest.LogCaptureFixture
 ) -> None:
     # It reaches b and the document says a, but kafkashim.cutover.min.dwell.ms holds it there; the flip forward
     # (b) comes meanwhile. Before, that was "no change" and a's unread messages stayed there for good.
@@ -164,6 +169,30 @@ def test_a_flip_forward_that_comes_while_it_dwells_on_the_visit_sends_it_back_fi
     assert [(s, t) for s, t, _ in fake.moves] == [("a", "b"), ("b", "a"), ("a", "b")]
     assert fake.moves[2][2], "the second time it leaves a, it drains it"
     assert engine.cluster == "b" and engine._undrained is None and engine._owed is None
+    assert any("goes back to a before following" in r.getMessage() for r in caplog.records)
+
+
+def test_a_detour_where_producers_stay_is_remembered_as_undrained_too(doc: Doc, made: list[CutoverEngine[str]]) -> None:
+    # a -> b (flip back to a while preparing); "b" comes while the visit's switch runs, so once on b it owes a
+    # and detours b -> a; producers are on b then, so that detour reads nothing of b (it expects to come back).
+    # "c" comes while the detour's switch runs: the consumer must come back to b before it goes to c.
+    engine, fake = consumer(doc, made)
+
+    def document_during_switch(active: str) -> Callable[[], None]:
+        def write() -> None:
+            doc.write(active)
+            deadline = time.monotonic() + 5
+            while engine._plane.current.active != active and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        return write
+
+    fake.during_switch[("a", "b")] = document_during_switch("b")
+    fake.during_switch[("b", "a")] = document_during_switch("c")
+    flip_back_while_preparing(doc, engine, fake)
+    pump(engine, lambda: engine.cluster == "c" and engine.phase is Phase.STEADY and engine._owed is None, "on c", 15)
+    assert [(s, t) for s, t, _ in fake.moves] == [("a", "b"), ("b", "a"), ("a", "b"), ("b", "c")]
+    assert engine._undrained is None
 
 
 def test_a_move_that_rolled_back_left_nothing_undrained(doc: Doc, made: list[CutoverEngine[str]]) -> None:
