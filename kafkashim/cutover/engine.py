@@ -89,13 +89,13 @@ class CutoverEngine(Generic[H]):
         self._written: set[str] = set()
         """Consumers: the clusters producers were sent to since the attempt under way began."""
         self._owed: ClusterProfile | None = None
+        """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._leaving: tuple[ClusterProfile, bool] | None = None
         """Consumers: the cluster an armed move leaves, and whether the flip-back rule skipped its drain."""
         self._undrained: ClusterProfile | None = None
         """Consumers: the cluster left without a drain under the flip-back rule (`finishing_visit`), expected
         to be come back to; if the newest document sends the consumer elsewhere once it arrives, it goes back
         there first (an owed visit) and reads it from its commits."""
-        """Consumers: a cluster producers wrote to that this consumer must read before it goes elsewhere."""
         self._rng = random.Random()
         self._plane = ControlPlane.acquire(settings)
         self.registry_member = attach_registry(self)  # the fleet registry (kafkashim/registry/), off-thread
@@ -425,16 +425,7 @@ class CutoverEngine(Generic[H]):
             self._undrained = None
             if self._owed is not None and self._owed.name == undrained.name:
                 return False  # `_give_up_visit` says what is left there
-            logger.error(
-                "kafkashim: consumer %s cannot go back to %s (control document epoch %d no longer defines it): "
-                "what it had not read there when it left for a flip back that was expected (topics %s, from the "
-                "group's committed offsets on %s to the end of each partition) is not read by it",
-                self.identity.group_id or "",
-                undrained.name,
-                latest.epoch,
-                ", ".join(sorted(getattr(self._handoff, "topics", None) or [])) or "(its subscription)",
-                undrained.name,
-            )
+            self._left_unread(undrained, f"control document epoch {latest.epoch} no longer defines it")
             return False
         if self._owed is not None:
             return False
@@ -470,15 +461,19 @@ class CutoverEngine(Generic[H]):
             return
         if self._undrained is not None and self._undrained.name == owed.name:
             self._undrained = None
+        self._left_unread(owed, reason)
+
+    def _left_unread(self, cluster: ClusterProfile, reason: str) -> None:
+        """Say, as an ERROR, what this consumer leaves unread on ``cluster`` for good, and why."""
         logger.error(
             "kafkashim: consumer %s cannot read what producers may have written to %s (%s): messages they wrote "
             "there after this consumer left (topics %s, from the group's committed offsets on %s to the end of "
             "each partition) are not read by it; read them there once it answers",
             self.identity.group_id or "",
-            owed.name,
+            cluster.name,
             reason,
             ", ".join(sorted(getattr(self._handoff, "topics", None) or [])) or "(its subscription)",
-            owed.name,
+            cluster.name,
         )
 
     def _timer(self, delay_s: float, function: Callable[..., None], *args: Any) -> threading.Timer:
@@ -661,9 +656,7 @@ class CutoverEngine(Generic[H]):
         )
         self._changed()
         if replan:
-            with self._lock:
-                self.model.take_deferred()  # superseded by the newest document, planned now (not twice)
-            self.on_document(latest)  # a document that waited for this move (a flip back, a newer epoch)
+            self._follow_newest(latest)  # a document that waited for this move (a flip back, a newer epoch)
 
     def joining_timed_out(self, attempt: int) -> bool:
         """The position step has waited ``kafkashim.cutover.timeout.ms``; True if it still waits."""
@@ -714,13 +707,18 @@ class CutoverEngine(Generic[H]):
         self._changed()
         if replan:
             try:
-                with self._lock:
-                    self.model.take_deferred()  # superseded by the newest document, planned now (not twice)
-                self.on_document(self._plane.current)
+                self._follow_newest(self._plane.current)
             except Exception:  # noqa: BLE001 - the exception being raised is the application's
                 logger.exception(
                     "kafkashim: %s could not follow the newest document after a failed hand-off", self.role
                 )
+
+    def _follow_newest(self, latest: ControlDocument) -> None:
+        """After a move: plan ``latest``, the newest document; a copy deferred while the move ran is superseded
+        by it (planned once, not twice)."""
+        with self._lock:
+            self.model.take_deferred()
+        self.on_document(latest)
 
     def _resume(self) -> None:
         """After a hand-off: plan the document that arrived while it ran, if any."""

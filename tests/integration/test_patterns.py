@@ -26,6 +26,22 @@ from tests.integration.test_consumer_strategies import committed_on
 pytestmark = pytest.mark.integration
 
 
+def flip_and_flip_back(control: ControlFile, topic: str, jitter_ms: int) -> Fleet:
+    """Three loaded consumers (drain quiet window 1.5 s; ``jitter_ms`` pinned to its whole value before each
+    connects to a new cluster); a flip to the destination, and a flip back once the producer wrote there."""
+    conf: dict[str, object] = {"kafkashim.cutover.drain.quiet.ms": 1500, "kafkashim.cutover.jitter.ms": jitter_ms}
+    fleet = Fleet(control, topic, consumers=3, consumer_conf=conf)
+    for c in fleet.consumers:
+        c._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter, every time
+    fleet.start()
+    time.sleep(1.0)
+    control.flip("destination")
+    # The producer moves in milliseconds and writes to the destination; the group is still handing off.
+    wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "destination", "writes to the destination")
+    control.flip("origin")
+    return fleet
+
+
 @pytest.mark.parametrize("flip_back_comes", ["while-draining", "while-preparing"])
 def test_a_flip_and_a_flip_back_faster_than_the_group_hand_off_strand_nothing(
     flip_back_comes: str,
@@ -37,18 +53,7 @@ def test_a_flip_and_a_flip_back_faster_than_the_group_hand_off_strand_nothing(
     # while-draining: the default quiet window (1.5 s) keeps the group draining the origin while the flip back
     # comes. while-preparing: each member waits 0.8 s before it connects to the destination
     # (kafkashim.cutover.jitter.ms, its random draw pinned), so the flip back comes before any drain began.
-    conf: dict[str, object] = {"kafkashim.cutover.drain.quiet.ms": 1500}
-    if flip_back_comes == "while-preparing":
-        conf["kafkashim.cutover.jitter.ms"] = 800
-    fleet = Fleet(two_cluster_control, topic, consumers=3, consumer_conf=conf)
-    for c in fleet.consumers:
-        c._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter, every time
-    fleet.start()
-    time.sleep(1.0)
-    two_cluster_control.flip("destination")
-    # The producer moves in milliseconds and writes to the destination; the group is still handing off.
-    wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "destination", "writes to the destination")
-    two_cluster_control.flip("origin")
+    fleet = flip_and_flip_back(two_cluster_control, topic, jitter_ms=800 if flip_back_comes == "while-preparing" else 0)
     assert all(c.cluster == "origin" for c in fleet.consumers), "the flip back comes before the group moved"
     time.sleep(2.0)
     fleet.stop_load()
@@ -297,15 +302,7 @@ def test_a_flip_back_and_a_flip_forward_again_after_the_group_skipped_its_drain_
     # flip forward again comes once they are on their way to the destination. They must not stay there with
     # the origin's last messages (and what the producer wrote there after the flip back) unread: they go back
     # to the origin, read it from their commits, and come to the destination again.
-    conf: dict[str, object] = {"kafkashim.cutover.drain.quiet.ms": 1500, "kafkashim.cutover.jitter.ms": 800}
-    fleet = Fleet(two_cluster_control, topic, consumers=3, consumer_conf=conf)
-    for c in fleet.consumers:
-        c._engine._rng.random = lambda: 1.0  # type: ignore[method-assign]  # the whole jitter, every time
-    fleet.start()
-    time.sleep(1.0)
-    two_cluster_control.flip("destination")
-    wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "destination", "writes to the destination")
-    two_cluster_control.flip("origin")
+    fleet = flip_and_flip_back(two_cluster_control, topic, jitter_ms=800)
     assert all(c._engine.phase is Phase.PREPARING for c in fleet.consumers), "the flip back comes while preparing"
     wait_for(lambda: fleet.tally.where_sent.get(fleet.next_seq - 50) == "origin", "writes to the origin again")
     wait_for(lambda: any(c._engine.phase is not Phase.PREPARING for c in fleet.consumers), "a member to move on")
