@@ -91,6 +91,7 @@ def test_restart_all_at_once_flip_under_load_loses_duplicates_and_reorders_nothi
     wait_for(lambda: all(c.cluster == "destination" for c in fleet.consumers), "consumers to move", 120)
     wait_for(lambda: fleet.producer.cluster == "destination", "the producer to move")
     time.sleep(1.0)
+    wait_for(lambda: sum(e.role == "consumer" for e in fleet.tally.events) >= 2, "both members' reports", 120)
     fleet.stop_load()
     fleet.settle()
 
@@ -120,6 +121,9 @@ def test_stop_wait_restart_moves_everything_exactly_once(
     two_cluster_control.write("destination")
     wait_for(lambda: fleet.producer.cluster == "destination" and fleet.producer.mode is Mode.ACTIVE, "producers")
     time.sleep(1.0)
+    # Each member reports its move once positioned on the destination (its first assignment there), which can
+    # come after its switch on a loaded machine: wait for both reports before the group stops.
+    wait_for(lambda: sum(e.role == "consumer" for e in fleet.tally.events) >= 2, "both members' reports", 120)
     fleet.stop_load()
     fleet.settle()
 
