@@ -50,6 +50,17 @@ class Tally:
         with self.lock:
             return sum(n - 1 for n in self.sent.values() if n > 1)
 
+    def acknowledged_count(self) -> int:
+        """Acknowledgements so far (under ``lock``: the delivery thread adds to ``sent`` while a test waits, and
+        iterating a dict another thread grows raises)."""
+        with self.lock:
+            return sum(self.sent.values())
+
+    def clusters_written(self) -> Counter[str]:
+        """Cluster → messages it acknowledged last (under ``lock``, as ``acknowledged_count``)."""
+        with self.lock:
+            return Counter(self.where_sent.values())
+
     def see(self, seq: int) -> None:
         """The group handed ``seq`` to the application (call under ``lock``)."""
         self.seen[seq] += 1

@@ -57,7 +57,7 @@ def test_a_flip_and_a_flip_back_faster_than_the_group_hand_off_strand_nothing(
     assert all(c.cluster == "origin" for c in fleet.consumers), "the flip back comes before the group moved"
     time.sleep(2.0)
     fleet.stop_load()
-    written_to_destination = sum(1 for where in fleet.tally.where_sent.values() if where == "destination")
+    written_to_destination = fleet.tally.clusters_written()["destination"]
     # A member whose first assignment on the destination was empty leaves once a rebalance gives it the
     # partitions the others left behind, and has read them.
     wait_for(lambda: all(c.cluster == "origin" for c in fleet.consumers), "the group to come back", 120)
@@ -100,7 +100,7 @@ def test_restart_all_at_once_flip_under_load_loses_duplicates_and_reorders_nothi
     assert fleet.tally.duplicated() == 0
     assert fleet.tally.reordered() == 0
     assert fleet.tally.sent_twice() == 0
-    assert {where for where in fleet.tally.where_sent.values()} == {"origin", "destination"}
+    assert set(fleet.tally.clusters_written()) == {"origin", "destination"}
     left = [e.details["unread_left_on_old"] for e in fleet.tally.events if e.role == "consumer"]
     assert left == [0, 0], ("each member left the old cluster at lag 0", fleet.tally.events)
 
@@ -134,7 +134,7 @@ def test_stop_wait_restart_moves_everything_exactly_once(
     assert fleet.tally.duplicated() == 0
     assert fleet.tally.reordered() == 0
     assert fleet.tally.sent_twice() == 0
-    sent_to = {where for where in fleet.tally.where_sent.values()}
+    sent_to = set(fleet.tally.clusters_written())
     assert sent_to == {"origin", "destination"}
     producer_events = [e for e in fleet.tally.events if e.role == "producer"]
     assert [e.outcome for e in producer_events] == [CutoverOutcome.COMPLETED]
@@ -318,6 +318,6 @@ def test_a_flip_back_and_a_flip_forward_again_after_the_group_skipped_its_drain_
     fleet.settle()
 
     fleet.tally.report("flip, flip back while preparing, flip forward again")
-    assert {where for where in fleet.tally.where_sent.values()} == {"origin", "destination"}
+    assert set(fleet.tally.clusters_written()) == {"origin", "destination"}
     assert fleet.tally.lost() == [], f"lost {len(fleet.tally.lost())}: stranded on the origin"
     assert fleet.tally.duplicated() == 0
