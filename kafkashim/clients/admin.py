@@ -92,6 +92,9 @@ class AdminHandOff:
     def discard(self, handle: _ConfluentAdmin) -> None:
         """An AdminClient has no close(): dropping the last reference destroys it."""
 
+    def preparing(self) -> None:
+        """Nothing to bound: admin calls return futures."""
+
     def arm(self, plan: CutoverPlan) -> bool:
         self.armed = True
         return False

@@ -18,6 +18,9 @@ from kafkashim.clients.base import ShimClient
 from kafkashim.cutover.consumer_handoff import ConsumerHandOff, RebalanceCallback
 from kafkashim.cutover.engine import CutoverEngine
 
+_LEAVE_WAIT_S = 10.0
+"""How long `Consumer.close` waits for old consumers still leaving their groups after a cutover."""
+
 
 class Consumer(ShimClient[confluent_kafka.Consumer]):
     """Drop-in replacement for `confluent_kafka.Consumer` that cuts over to the active cluster.
@@ -147,6 +150,7 @@ class Consumer(ShimClient[confluent_kafka.Consumer]):
         self._handoff.drop_ends_reader()
         if handle is not None:
             handle.close()
+        self._handoff.wait_left(_LEAVE_WAIT_S)
 
     def __enter__(self) -> Consumer:
         return self

@@ -312,6 +312,7 @@ class CutoverEngine(Generic[H]):
             else:
                 self._plan = plan
                 self.model.fire(Event.CHANGED, target=plan.placement)
+                self._handoff.preparing()
                 self._written = set(doc.routing.producer_clusters(doc.active))
                 self._span = CutoverSpan(
                     {

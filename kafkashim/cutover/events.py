@@ -100,7 +100,9 @@ class ConsumerDetails(_Details):
     drain_s: float = 0.0
     """From the destination answering to the switch (reading the old cluster down to lag 0)."""
     leave_s: float = 0.0
-    """Final commit and leaving the old group."""
+    """Final commit and leaving the old group. Without an application ``on_revoke``/``on_lost``, a move to
+    another cluster commits and leaves in the background after the switch (nothing of the application's runs
+    then) and this is about 0; ``commit_error`` and ``close_error`` are then logged, not set."""
     commit_error: str | None = None
     close_error: str | None = None
     """Leaving the old cluster: a commit that failed, or the application's rebalance callback raising."""

@@ -6,7 +6,7 @@ handles during a cutover. The steps, in order:
 
 1. **prepare** (engine's background thread): `HandOff.open` a handle for the destination, `HandOff.check`
    that the destination answers (and that the plan may go ahead: `PreparationRefused`); `HandOff.discard` a
-   handle nobody wants any more.
+   handle nobody wants any more. `HandOff.preparing` tells the role first (under the engine's lock).
 2. **arm** (under the engine's lock, no I/O): `HandOff.arm` routes the application's next call into the
    hand-off and says whether it drains the old cluster first; `HandOff.disarm` undoes it.
 3. **drain** (application thread, consumer): read the old cluster down to lag 0, then ``engine.drained``.
@@ -77,6 +77,10 @@ class HandOff(Protocol[H]):
     def discard(self, handle: H) -> None:
         """Close a handle that was never used by the application (no I/O under the engine's lock: the
         engine calls this on a thread of its own)."""
+
+    def preparing(self) -> None:
+        """A cutover is being prepared (under the engine's lock, no I/O): a role whose application calls can
+        block for long on the current handle bounds them until the hand-off is armed. Ends by itself."""
 
     def arm(self, plan: CutoverPlan) -> bool:
         """Route the application's next call into the hand-off; True if it drains the old cluster first."""

@@ -129,6 +129,10 @@ class ProducerHandOff:
         self._facade.produce = producer.produce if self._mode is Mode.ACTIVE else self._produce_paused
         self._facade.poll = producer.poll
 
+    def preparing(self) -> None:
+        """Nothing to bound: a producer's poll() returns with its delivery reports, and an armed one hands off
+        at the next produce()."""
+
     def arm(self, plan: CutoverPlan) -> bool:
         self._installed = "armed"
         self._facade.produce = self._produce_armed

@@ -136,12 +136,18 @@ class Fleet:
         producer_conf: dict[str, Any] | None = None,
         tally: Tally | None = None,
         group: str | None = None,
+        on_assign: bool = False,
     ) -> None:
+        """``on_assign``: the members subscribe with an ``on_assign`` callback (the old consumer then leaves on
+        the application's thread at a cutover); by default with none, as most applications do (it then
+        commits and leaves in the background)."""
         self.control, self.topic, self.rate = control, topic, rate
+        self.on_assign = on_assign
         self.tally = tally or Tally()
         self.group = group or f"g-{uuid.uuid4().hex[:8]}"
         self._stop_load = threading.Event()
         self._stop_consumers = threading.Event()
+        self._formed = threading.Event()
         self.producer = Producer(
             {
                 "kafkashim.source": control.url,
@@ -198,8 +204,13 @@ class Fleet:
             self.assigned[id(c)] = len(partitions)
 
         try:
-            c.subscribe([self.topic], on_assign=assigned)
+            if self.on_assign:
+                c.subscribe([self.topic], on_assign=assigned)
+            else:
+                c.subscribe([self.topic])
             while not self._stop_consumers.is_set():
+                if not self.on_assign and not self._formed.is_set():
+                    self.assigned[id(c)] = len(c.assignment())  # this thread's own call, while the group forms
                 msg = c.poll(0.1)
                 if msg is not None and msg.error() is None:
                     with self.tally.lock:
@@ -214,6 +225,7 @@ class Fleet:
             t.start()
             self._threads.append(t)
         wait_for(lambda: sum(self.assigned.values()) >= 3, "the group to form", 60)
+        self._formed.set()
         if load:
             self._load_thread = threading.Thread(target=self._load, daemon=True)
             self._load_thread.start()

@@ -188,3 +188,38 @@ def test_a_subscription_missing_on_the_new_cluster_is_named_in_a_warning(
     assert topic in next(r.getMessage() for r in caplog.records if "missing there" in r.getMessage())
     c.close()
     assert events == []
+
+
+def test_a_subscription_changed_from_on_revoke_during_the_cutover_is_the_one_followed_on_the_new_cluster(
+    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+) -> None:
+    """The new handle subscribes before the old consumer leaves (its join overlaps the leave); an application
+    that changes its subscription from ``on_revoke`` during that leave gets the new subscription there."""
+    other = f"{topic}-other"
+    destination.create_topic(other, partitions=1)
+    produce_raw(origin, topic, range(5))
+    produce_raw(destination, topic, range(100, 105))
+    produce_raw(destination, other, range(200, 210))
+    c, events = shim_consumer(two_cluster_control, "earliest")
+
+    def on_revoke(consumer: Any, _partitions: list[TopicPartition]) -> None:
+        if consumer.cluster == "origin" and events == []:
+            consumer.subscribe([other], on_revoke=on_revoke)
+
+    c.subscribe([topic], on_revoke=on_revoke)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while not set(range(5)) <= seen:
+        assert time.monotonic() < deadline
+        msg = c.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen.add(int(msg.value() or b"-1"))
+    two_cluster_control.flip("destination")
+    while not set(range(200, 210)) <= seen:
+        assert time.monotonic() < deadline + 60, sorted(seen)
+        msg = c.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen.add(int(msg.value() or b"-1"))
+    c.close()
+    assert not seen & set(range(100, 105)), "the topic left in on_revoke was not read on the destination"
+    assert [e.outcome for e in events] == [CutoverOutcome.COMPLETED]

@@ -53,8 +53,11 @@ def test_a_hand_off_stuck_on_a_hung_cluster_does_not_delay_another_clients_cutov
     other = Producer({**settings, "kafkashim.cutover.flush.timeout.ms": 2000})
     other_events: list[CutoverEvent] = []
     other.add_cutover_listener(other_events.append)
+    revoked: list[object] = []
     try:
-        stuck.subscribe([topic])
+        # With a rebalance callback the old consumer commits and leaves on the application's thread (without
+        # one it would do so in the background, and nothing would be stuck: see the next test).
+        stuck.subscribe([topic], on_revoke=lambda _c, parts: revoked.append(parts))
         seen = 0
         deadline = time.monotonic() + 60
         while seen < 30:
@@ -103,3 +106,56 @@ def test_a_hand_off_stuck_on_a_hung_cluster_does_not_delay_another_clients_cutov
     )
     stuck.close()
     other.close()
+
+
+def test_a_consumer_without_rebalance_callbacks_leaves_a_hung_cluster_without_waiting_for_it(
+    control_file: Callable[..., ControlFile], doomed_cluster: KafkaCluster, destination: KafkaCluster
+) -> None:
+    """Its final commit and leave run on a thread of their own: the hung cluster holds that thread, not the
+    application's, which reads the destination meanwhile; close() waits for that thread a bounded time."""
+    topic = f"isolation-{uuid.uuid4().hex[:6]}"
+    for cluster in (doomed_cluster, destination):
+        cluster.create_topic(topic, partitions=3)
+    control = control_file(
+        {
+            "doomed": {"bootstrap.servers": doomed_cluster.bootstrap_servers},
+            "destination": {"bootstrap.servers": destination.bootstrap_servers},
+        },
+        active="doomed",
+    )
+    for cluster, values in ((doomed_cluster, range(30)), (destination, range(100, 110))):
+        raw = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        for i in values:
+            raw.produce(topic, key=f"k{i}", value=str(i))
+        assert raw.flush(30) == 0
+    consumer = Consumer(
+        {
+            "kafkashim.source": control.url,
+            "kafkashim.source.debounce.ms": 0,
+            "group.id": f"g-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "kafkashim.cutover.drain": False,
+        }
+    )
+    seen: set[int] = set()
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(seen) < 30:
+            assert time.monotonic() < deadline, f"read {len(seen)} of 30 messages from the doomed cluster"
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen.add(int(msg.value() or b"-1"))
+        doomed_cluster.freeze()
+        control.flip("destination")
+        deadline = time.monotonic() + 60
+        while not set(range(100, 110)) <= seen:
+            assert time.monotonic() < deadline, f"read {sorted(seen)} while the old cluster hangs"
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen.add(int(msg.value() or b"-1"))
+        leaving = [t for t in threading.enumerate() if t.name == "kafkashim-leave"]
+        assert leaving, "the old consumer's commit and leave wait on the hung cluster, on a thread of their own"
+    finally:
+        doomed_cluster.thaw()
+        consumer.close()

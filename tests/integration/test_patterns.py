@@ -105,10 +105,11 @@ def test_restart_all_at_once_flip_under_load_loses_duplicates_and_reorders_nothi
     assert left == [0, 0], ("each member left the old cluster at lag 0", fleet.tally.events)
 
 
+@pytest.mark.parametrize("on_assign", [False, True], ids=["leaves-in-background", "leaves-on-app-thread"])
 def test_stop_wait_restart_moves_everything_exactly_once(
-    two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
+    on_assign: bool, two_cluster_control: ControlFile, topic: str, origin: KafkaCluster, destination: KafkaCluster
 ) -> None:
-    fleet = Fleet(two_cluster_control, topic, consumers=2)
+    fleet = Fleet(two_cluster_control, topic, consumers=2, on_assign=on_assign)
     fleet.start()
     time.sleep(1.0)
     # 1. producers paused

@@ -63,6 +63,9 @@ class FakeConsumerHandOff:
     def install_hot_path(self) -> None:
         pass
 
+    def preparing(self) -> None:
+        pass
+
     def arm(self, plan: CutoverPlan) -> bool:
         assert self.engine is not None
         self.skipped_for_visit = self.engine.finishing_visit(plan)  # even where producers stay: it comes back

@@ -1,0 +1,58 @@
+"""The consumer's switch, the parts that need no broker: which moves leave the old consumer in the background,
+and an old consumer's rebalance served while it closes there. librdkafka's mock cluster stands in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from kafkashim import Consumer, CutoverEvent
+from kafkashim.control.document import ClusterProfile
+from kafkashim.cutover.plan import CutoverPlan, plan_cutover
+from kafkashim.cutover.routes import Mode
+from tests.unit.test_engine_failures import FAST, Doc, doc, events
+
+__all__ = ["doc", "events"]  # fixtures
+
+
+def _plan(source: str, target: str, target_bootstrap: str | None = None) -> CutoverPlan:
+    a = ClusterProfile(source, {"bootstrap.servers": "a:9092"})
+    b = ClusterProfile(target, {"bootstrap.servers": target_bootstrap or "b:9092"})
+    plan = plan_cutover(a, b, 2, Mode.ACTIVE, (target,))
+    assert plan is not None
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "target_bootstrap", "background"),
+    [
+        ({}, None, True),
+        ({"on_assign": print}, None, False),  # confluent_kafka may fire it inside close(): the app's thread
+        ({"on_revoke": print}, None, False),
+        ({}, "a:9092", False),  # another name for the same cluster: the new member would join beside the old
+    ],
+)
+def test_which_moves_leave_the_old_consumer_in_the_background(
+    callbacks: dict[str, Any], target_bootstrap: str | None, background: bool, doc: Doc, events: list[CutoverEvent]
+) -> None:
+    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+    try:
+        c._handoff.callbacks = callbacks
+        assert c._handoff._leaves_in_background(_plan("a", "b", target_bootstrap)) is background
+    finally:
+        c.close()
+
+
+def test_an_old_consumer_closing_in_the_background_never_takes_the_new_handles_assignment(
+    doc: Doc, events: list[CutoverEvent]
+) -> None:
+    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+    try:
+        handoff = c._handoff
+        old = object()  # stands for a handle the engine no longer has
+        handoff._on_assign(old, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+        assert handoff._assigned_once is False  # the current handle's state is untouched
+    finally:
+        c.close()
