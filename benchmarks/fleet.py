@@ -106,6 +106,9 @@ def worker(args: argparse.Namespace) -> None:
         def discard(self, handle: object) -> None:
             pass
 
+        def preparing(self) -> None:
+            pass
+
         def arm(self, plan: Any) -> bool:
             return False
 

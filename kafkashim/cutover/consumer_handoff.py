@@ -3,8 +3,8 @@
 1. **Drain** (``kafkashim.cutover.drain``, default on): keep reading the old cluster until the producers
    that may write there have left it and this member has read up to the end offsets the brokers report
    after that (`kafkashim.cutover.drain` says exactly when), or until ``kafkashim.cutover.drain.timeout.ms``.
-   While draining, a blocking poll() returns after at most 10 ms so the check can run. From the moment a
-   cutover is being prepared, a blocking poll()/consume() waits on the handle at most 10 ms at a time (and
+   While draining, a blocking poll() returns after at most 5 ms so the check can run. From the moment a
+   cutover is being prepared, a blocking poll()/consume() waits on the handle at most 5 ms at a time (and
    returns when its own timeout says): once armed, the hand-off starts within that, not after the rest of a
    poll(1.0) on a cluster the producers may have left already.
 2. **Switch**: note the positions (and whatever else the offset strategy declared it needs from the old
@@ -82,12 +82,15 @@ RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
 # How long a poll() may block while draining before it returns so the drain check can run, and how often
 # that check runs (it reads the census and this member's positions; the brokers are asked for end offsets
 # only once the writers are gone).
-_DRAIN_POLL_S = 0.01
-_DRAIN_CHECK_INTERVAL_S = 0.005
+_DRAIN_POLL_S = 0.005
+_DRAIN_CHECK_INTERVAL_S = 0.0025
 # The drain's ListOffsets: at most this long per ask, and asked again this long after a partial answer.
 _ENDS_TIMEOUT_S = 2.0
 _ENDS_RETRY_S = 0.1
 _ENDS_ATTEMPTS = 3
+# How long a switch back to a cluster waits for an old consumer still committing and leaving it in the
+# background (`ConsumerHandOff._leave_soon`).
+_LEAVER_WAIT_S = 10.0
 # Pre-warming's coordinator lookup (check): at most this long.
 _COORDINATOR_TIMEOUT_S = 5.0
 
@@ -117,6 +120,8 @@ class _Subscribed:
     handle: confluent_kafka.Consumer
     wanted: list[str]
     """The application's topics then."""
+    callbacks: dict[str, Any]
+    """The application's rebalance callbacks then."""
     topics: list[str]
     """What the handle subscribed to (with MM2's remote copies)."""
 
@@ -154,12 +159,15 @@ class ConsumerHandOff:
         self._ends: tuple[ClusterProfile, confluent_kafka.Consumer] | None = None
         """A handle on the cluster being drained that asks for its end offsets (`end_offsets`)."""
         self._ends_lock = threading.Lock()
-        self._leavers: list[threading.Thread] = []
-        """Old consumers leaving their groups in the background (`_leave_soon`), under ``_ends_lock``."""
+        self._leavers: list[tuple[threading.Thread, str]] = []
+        """Old consumers leaving their groups in the background (`_leave_soon`), with the bootstrap list of
+        the cluster each leaves; under ``_ends_lock``."""
         self._opened = False
         self._callback_errors: list[str] | None = None
         self._drain_left = 0
         self._subscribed: list[str] = []
+        self._subscribed_from: list[str] | None = None
+        """The application's topic list ``_subscribed`` was made from."""
         self._new_subscription: _Subscribed | None = None
         self._topics_when_prepared: tuple[confluent_kafka.Consumer, frozenset[str]] | None = None
         """The topics of the destination a handle was prepared for (`check`), for `_watch_joining`."""
@@ -461,33 +469,42 @@ class ConsumerHandOff:
     def _poll_preparing(self, timeout: float | None = None) -> Message | None:
         until = _until(timeout)
         engine = self._engine
-        while engine.phase is Phase.PREPARING:
-            msg = engine.handle.poll(_chunk(until))
-            if msg is not None or time.monotonic() >= until:
-                return msg
-        return self._entry_points_after_preparing()[0](_left(until))
+        while True:
+            while engine.phase is Phase.PREPARING:
+                msg = engine.handle.poll(_chunk(until))
+                if msg is not None or time.monotonic() >= until:
+                    return msg
+            after = self._entry_points_after_preparing()
+            if after is not None:
+                return after[0](_left(until))
 
     def _consume_preparing(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
         until = _until(timeout)
         engine = self._engine
-        while engine.phase is Phase.PREPARING:
-            msgs = engine.handle.consume(num_messages, _chunk(until))
-            if msgs or time.monotonic() >= until:
-                return msgs
-        return self._entry_points_after_preparing()[1](num_messages, _left(until))
+        while True:
+            while engine.phase is Phase.PREPARING:
+                msgs = engine.handle.consume(num_messages, _chunk(until))
+                if msgs or time.monotonic() >= until:
+                    return msgs
+            after = self._entry_points_after_preparing()
+            if after is not None:
+                return after[1](num_messages, _left(until))
 
     def _entry_points_after_preparing(
         self,
-    ) -> tuple[Callable[[float], Message | None], Callable[[int, float], list[Message]]]:
+    ) -> tuple[Callable[[float], Message | None], Callable[[int, float], list[Message]]] | None:
         """The preparation ended (armed, failed, superseded, closed): the entry points to go on with for the
-        rest of the application's call. The raw ones are put back unless it was armed (or prepares again)."""
+        rest of the application's call, the raw ones put back unless it was armed. None if a new preparation
+        began meanwhile: the call goes on waiting in bounded steps."""
         self._engine.when_settled(self._end_preparing)
         installed = self._installed
         if installed == "armed":
             return self._poll_armed, self._consume_armed
         if installed == "syncing":
             return self._poll_syncing, self._consume_syncing
-        handle = self._engine.handle  # raw, or preparing again: one plain call, the next one checks again
+        if installed == "preparing" and self._engine.phase is Phase.PREPARING:
+            return None
+        handle = self._engine.handle
         return handle.poll, handle.consume
 
     def _end_preparing(self) -> None:
@@ -573,13 +590,16 @@ class ConsumerHandOff:
         self._drain_left = 0
         strategy: OffsetStrategy = Resume() if plan.reason is CutoverReason.CREDENTIALS else self._strategy
         facts = self._facts_from_old(plan, old, strategy)
+        # Back to a cluster an old consumer of this one is still leaving in the background (a flip back
+        # within moments): its final commit and leave come before this one joins there.
+        self.wait_left(_LEAVER_WAIT_S, plan.target.bootstrap_servers)
         early = self._joins_early(plan)
         if early:
             # The join on the new cluster goes on in librdkafka's threads while the old consumer commits and
             # leaves (here, or in the background); its assignment reaches on_assign at the first poll after
             # the switch, after any on_revoke.
             topics = self._subscribe_new(claim, strategy)
-            self._new_subscription = _Subscribed(claim.handle, list(self.topics or []), topics)
+            self._new_subscription = _Subscribed(claim.handle, list(self.topics or []), self.callbacks, topics)
         in_background = self._leaves_in_background(plan)
         if not in_background:
             if auto_commit_enabled(engine.app_conf):
@@ -627,15 +647,22 @@ class ConsumerHandOff:
     def _leaves_in_background(self, plan: CutoverPlan) -> bool:
         """Whether the old consumer commits and leaves on a thread of its own after the switch, while the new
         one joins and fetches: when nothing of the application's can run as it leaves (no rebalance callback:
-        confluent_kafka fires ``on_revoke``, and ``on_assign`` for a rebalance under way, in ``close()``, and
-        they belong on the application's thread) and the move goes to another cluster. The final commit
+        confluent_kafka fires ``on_revoke``, and ``on_assign`` for a rebalance under way, in ``close()``; no
+        callable in its config either: ``error_cb``, ``on_commit``, ``stats_cb``, ``logger``... are served
+        there too, and they belong on the application's thread), the consumer is subscribed without static
+        membership (a member coming back with the same ``group.instance.id``, or a manual assignment, is not
+        held back by the group until this one left), and the move goes to another cluster. The final commit
         (3-56 ms) and the leave (LeaveGroup, then librdkafka's shutdown: 10-18 ms) were most of a cutover's
         downtime (measured 2026-12-07). Both still come before the old group rebalances: a member there (or
         this one, back after a flip back) is assigned the partitions only after this one left, and positioned
         from its final commit. On the same cluster (a credentials change) the new member would join beside
         the old one: a second rebalance."""
+        app_conf = self._engine.app_conf
         return (
-            not any(self.callbacks.values())
+            self.topics is not None
+            and not any(self.callbacks.values())
+            and not any(callable(value) for value in app_conf.values())
+            and not app_conf.get("group.instance.id")
             and plan.reason is CutoverReason.CLUSTER
             and plan.source.bootstrap_servers != plan.target.bootstrap_servers
         )
@@ -656,16 +683,17 @@ class ConsumerHandOff:
 
         thread = threading.Thread(target=run, name="kafkashim-leave", daemon=True)
         with self._ends_lock:
-            self._leavers = [t for t in self._leavers if t.is_alive()] + [thread]
+            self._leavers = [(t, b) for t, b in self._leavers if t.is_alive()] + [(thread, source.bootstrap_servers)]
         thread.start()
 
-    def wait_left(self, timeout_s: float) -> None:
-        """Wait, at most ``timeout_s`` in all, for old consumers leaving their groups in the background
-        (`Consumer.close`: the process may exit next, and a member that never left holds its old group's
-        partitions until ``session.timeout.ms``)."""
+    def wait_left(self, timeout_s: float, bootstrap: str | None = None) -> None:
+        """Wait, at most ``timeout_s`` in all, for old consumers leaving their groups in the background: all
+        of them (`Consumer.close`: the process may exit next, and a member that never left holds its old
+        group's partitions until ``session.timeout.ms``), or those leaving the cluster at ``bootstrap``
+        (a flip back joins it again: its final commit comes first)."""
         deadline = time.monotonic() + timeout_s
         with self._ends_lock:
-            leavers, self._leavers = self._leavers, []
+            leavers = [t for t, b in self._leavers if bootstrap is None or b == bootstrap]
         for thread in leavers:
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -685,7 +713,7 @@ class ConsumerHandOff:
         """Subscribe ``claim.handle`` with the application's topics and callbacks (and, for ``mm2``, the remote
         copies there); returns the topic list."""
         plan = claim.plan
-        if plan.reason is CutoverReason.CREDENTIALS:
+        if plan.reason is CutoverReason.CREDENTIALS and self._subscribed_from == self.topics:
             topics = list(self._subscribed)  # same cluster: the same topics, remote copies included
         else:
             try:
@@ -707,14 +735,16 @@ class ConsumerHandOff:
             return None
         handle = self._engine.handle
         early, self._new_subscription = self._new_subscription, None
-        if early is not None and (early.handle is not handle or early.wanted != self.topics):
+        if early is not None and (
+            early.handle is not handle or early.wanted != self.topics or early.callbacks is not self.callbacks
+        ):
             # The application changed its subscription from on_revoke while the old consumer left.
             if early.handle is handle and self.topics is None:
                 handle.unsubscribe()
             early = None
         if self.topics is not None:
             topics = early.topics if early is not None else self._subscribe_new(claim, joining.strategy)
-            self._subscribed = topics
+            self._subscribed, self._subscribed_from = topics, list(self.topics)
             self._watch_joining(joining, topics)
             return None  # completes in on_assign
         self._joining = None
@@ -734,7 +764,7 @@ class ConsumerHandOff:
             self.discard(claim.handle)
         elif self.topics is not None:
             self._engine.handle.subscribe(list(self.topics), **self.rebalance_callbacks())
-            self._subscribed = list(self.topics)
+            self._subscribed = self._subscribed_from = list(self.topics)
         elif self.manual:
             self._engine.handle.assign([TopicPartition(tp.topic, tp.partition) for tp in self.manual])
         self.install_hot_path()
@@ -883,7 +913,11 @@ class ConsumerHandOff:
     def _passing_facade(self, app_cb: RebalanceCallback) -> RebalanceCallback:
         # The application sees the shim, not the librdkafka handle, so what it calls on the consumer
         # argument (assign, commit...) follows the cutover too.
-        def call(_handle: object, partitions: list[TopicPartition]) -> None:
+        def call(handle: object, partitions: list[TopicPartition]) -> None:
+            if handle is not self._engine.handle:
+                # A destination handle subscribed early (`_joins_early`) and discarded after its join: the
+                # application never had its partitions. confluent_kafka unassigns them itself.
+                return
             if self._callback_errors is None:
                 app_cb(self._facade, partitions)
                 return
@@ -962,7 +996,7 @@ class ConsumerHandOff:
             if self._closing_old():
                 return
             self._engine.handle.subscribe(self.topics, **self.rebalance_callbacks())
-            self._subscribed = list(self.topics)
+            self._subscribed = self._subscribed_from = list(self.topics)
 
     def unsubscribe(self) -> None:
         with self._switch_lock:

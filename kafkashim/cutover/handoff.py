@@ -80,7 +80,9 @@ class HandOff(Protocol[H]):
 
     def preparing(self) -> None:
         """A cutover is being prepared (under the engine's lock, no I/O): a role whose application calls can
-        block for long on the current handle bounds them until the hand-off is armed. Ends by itself."""
+        block for long on the current handle bounds them until the hand-off is armed. The role puts its raw
+        entry points back itself, at the application's first call after a preparation that failed or was
+        superseded (the engine does not call it back)."""
 
     def arm(self, plan: CutoverPlan) -> bool:
         """Route the application's next call into the hand-off; True if it drains the old cluster first."""

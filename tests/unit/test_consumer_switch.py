@@ -3,6 +3,7 @@ and an old consumer's rebalance served while it closes there. librdkafka's mock 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -26,20 +27,32 @@ def _plan(source: str, target: str, target_bootstrap: str | None = None) -> Cuto
 
 
 @pytest.mark.parametrize(
-    ("callbacks", "target_bootstrap", "background"),
+    ("callbacks", "conf", "target_bootstrap", "background"),
     [
-        ({}, None, True),
-        ({"on_assign": print}, None, False),  # confluent_kafka may fire it inside close(): the app's thread
-        ({"on_revoke": print}, None, False),
-        ({}, "a:9092", False),  # another name for the same cluster: the new member would join beside the old
+        ({}, {}, None, True),
+        ({"on_assign": print}, {}, None, False),  # confluent_kafka may fire it inside close(): the app's thread
+        ({"on_revoke": print}, {}, None, False),
+        ({}, {"error_cb": print}, None, False),  # close() serves the config's callbacks too
+        ({}, {"group.instance.id": "m-1"}, None, False),  # coming back, it would not wait for the group
+        ({}, {}, "a:9092", False),  # another name for the same cluster: the new member would join beside the old
+        (None, {}, None, False),  # a manual assignment: nothing holds a flip back until the commit landed
     ],
 )
 def test_which_moves_leave_the_old_consumer_in_the_background(
-    callbacks: dict[str, Any], target_bootstrap: str | None, background: bool, doc: Doc, events: list[CutoverEvent]
+    callbacks: dict[str, Any] | None,
+    conf: dict[str, Any],
+    target_bootstrap: str | None,
+    background: bool,
+    doc: Doc,
+    events: list[CutoverEvent],
 ) -> None:
-    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST, **conf})
     try:
-        c._handoff.callbacks = callbacks
+        if callbacks is None:
+            c.assign([TopicPartition("t", 0)])
+        else:
+            c.subscribe(["t"])
+            c._handoff.callbacks = callbacks
         assert c._handoff._leaves_in_background(_plan("a", "b", target_bootstrap)) is background
     finally:
         c.close()
@@ -55,4 +68,24 @@ def test_an_old_consumer_closing_in_the_background_never_takes_the_new_handles_a
         handoff._on_assign(old, [TopicPartition("t", 0)])  # type: ignore[arg-type]
         assert handoff._assigned_once is False  # the current handle's state is untouched
     finally:
+        c.close()
+
+
+def test_a_switch_back_waits_only_for_the_old_consumer_leaving_that_cluster(
+    doc: Doc, events: list[CutoverEvent]
+) -> None:
+    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+    release = threading.Event()
+    left: list[str] = []
+    leaver = threading.Thread(target=lambda: (release.wait(30), left.append("a")), daemon=True)
+    leaver.start()
+    try:
+        c._handoff._leavers = [(leaver, "a:9092")]
+        c._handoff.wait_left(30, "b:9092")  # another cluster's leaver: not waited for
+        assert left == [] and leaver.is_alive()
+        threading.Timer(0.2, release.set).start()
+        c._handoff.wait_left(30, "a:9092")  # the cluster it goes back to: its commit and leave come first
+        assert left == ["a"]
+    finally:
+        release.set()
         c.close()
