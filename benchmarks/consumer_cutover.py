@@ -15,6 +15,10 @@ starts a new one on the new bootstrap (fresh group, ``auto.offset.reset=latest``
 
 Runs: ``committed``, ``latest``, ``earliest`` with the classic group protocol, ``committed`` and ``latest``
 with KIP-848 (``group.protocol=consumer``), and ``committed`` without pre-warming.
+
+``--phases`` also prints, per cutover of the kafkashim runs, when each phase event of the consumer's and the
+producer's cutover spans came (OpenTelemetry SDK, in memory), beside the application's last message from the
+old cluster and first from the new one, in ms from the consumer's ``change_detected``.
 """
 
 from __future__ import annotations
@@ -60,6 +64,49 @@ def write_control(path: Path, clusters: dict[str, KafkaCluster], active: str) ->
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
+
+
+class Phases:
+    """The cutover spans' phase events, collected in memory (``--phases``)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        trace.set_tracer_provider(provider)
+
+    def print(self, receipts: list[tuple[float, str]]) -> None:
+        """One block per consumer cutover: every phase event of both roles' spans that ended near it, and the
+        application's last old / first new message, in ms from the consumer's ``change_detected``."""
+        spans = list(self.exporter.get_finished_spans())
+        self.exporter.clear()
+        switches = [(t0, t1) for (t0, c0), (t1, c1) in itertools.pairwise(receipts) if c0 != c1]
+        for span in sorted(spans, key=lambda s: s.start_time or 0):
+            attributes = span.attributes or {}
+            if attributes.get("kafkashim.role") != "consumer" or span.start_time is None:
+                continue
+            start = span.start_time
+            marks: list[tuple[float, str]] = []
+            for other in spans:
+                other_attributes = other.attributes or {}
+                if other.start_time is None or abs(other.start_time - start) > 1e9:
+                    continue
+                role = other_attributes.get("kafkashim.role")
+                marks += [((e.timestamp - start) / 1e6, f"{role}: {e.name}") for e in other.events]
+            begin, end = start / 1e9, (span.end_time or start) / 1e9
+            gap = next(((t0, t1) for t0, t1 in switches if begin - 1 <= t0 <= end + 1), None)
+            if gap is not None:
+                marks += [((gap[0] - begin) * 1000, "application: last message from the old cluster")]
+                marks += [((gap[1] - begin) * 1000, "application: first message from the new one")]
+            outcome = attributes.get("kafkashim.outcome", "?")
+            print(f"  cutover to {attributes.get('kafkashim.cutover.to')} ({outcome}):")
+            for at, what in sorted(marks):
+                print(f"    {at:8.1f} ms  {what}")
 
 
 def downtimes(receipts: list[tuple[float, str]]) -> list[float]:
@@ -110,6 +157,7 @@ def run_shim(
     cutovers: int,
     interval: float,
     quiet: str,
+    phases: Phases | None = None,
 ) -> list[float]:
     write_control(control, clusters, "origin")
     load = Load(control.as_uri())
@@ -133,6 +181,8 @@ def run_shim(
             receipts.append((time.time(), c.cluster))
     c.close()
     load.close()
+    if phases is not None:
+        phases.print(receipts)
     return downtimes(receipts)
 
 
@@ -183,7 +233,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.5, help="seconds between flips")
     parser.add_argument("--quiet-ms", default="0", help="kafkashim.cutover.drain.quiet.ms (ms or auto)")
     parser.add_argument("--only", default="", help="run only the kafkashim runs whose name contains this")
+    parser.add_argument("--phases", action="store_true", help="print each cutover's phase events")
     args = parser.parse_args()
+    phases = Phases() if args.phases else None
     work = Path(tempfile.mkdtemp(prefix="kafkashim-bench-"))
     clusters = start_clusters(["origin", "destination"], work, progress=lambda m: print("..", m, flush=True))
     results: dict[str, list[float]] = {}
@@ -202,7 +254,11 @@ def main() -> None:
         for name, strategy, extra in runs:
             if args.only not in name:
                 continue
-            results[name] = run_shim(control, clusters, strategy, extra, args.cutovers, args.interval, args.quiet_ms)
+            if phases is not None:
+                print(f"{name}:", flush=True)
+            results[name] = run_shim(
+                control, clusters, strategy, extra, args.cutovers, args.interval, args.quiet_ms, phases
+            )
             print(f"{name:36s} {summary(results[name])}", flush=True)
         results["restart (plain process)"] = run_restart(control, clusters, args.cutovers, args.interval)
         print(f"{'restart (plain process)':36s} {summary(results['restart (plain process)'])}", flush=True)

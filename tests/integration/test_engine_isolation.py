@@ -23,9 +23,10 @@ from tests.planes import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_a_hand_off_stuck_on_a_hung_cluster_does_not_delay_another_clients_cutover(
+def _doomed_and_destination(
     control_file: Callable[..., ControlFile], doomed_cluster: KafkaCluster, destination: KafkaCluster
-) -> None:
+) -> tuple[str, ControlFile]:
+    """A fresh topic on both clusters, and a control file with ``doomed`` active."""
     topic = f"isolation-{uuid.uuid4().hex[:6]}"
     for cluster in (doomed_cluster, destination):
         cluster.create_topic(topic, partitions=3)
@@ -36,6 +37,13 @@ def test_a_hand_off_stuck_on_a_hung_cluster_does_not_delay_another_clients_cutov
         },
         active="doomed",
     )
+    return topic, control
+
+
+def test_a_hand_off_stuck_on_a_hung_cluster_does_not_delay_another_clients_cutover(
+    control_file: Callable[..., ControlFile], doomed_cluster: KafkaCluster, destination: KafkaCluster
+) -> None:
+    topic, control = _doomed_and_destination(control_file, doomed_cluster, destination)
     raw = confluent_kafka.Producer({"bootstrap.servers": doomed_cluster.bootstrap_servers})
     for i in range(30):
         raw.produce(topic, key=f"k{i}", value=str(i))
@@ -113,16 +121,7 @@ def test_a_consumer_without_rebalance_callbacks_leaves_a_hung_cluster_without_wa
 ) -> None:
     """Its final commit and leave run on a thread of their own: the hung cluster holds that thread, not the
     application's, which reads the destination meanwhile; close() waits for that thread a bounded time."""
-    topic = f"isolation-{uuid.uuid4().hex[:6]}"
-    for cluster in (doomed_cluster, destination):
-        cluster.create_topic(topic, partitions=3)
-    control = control_file(
-        {
-            "doomed": {"bootstrap.servers": doomed_cluster.bootstrap_servers},
-            "destination": {"bootstrap.servers": destination.bootstrap_servers},
-        },
-        active="doomed",
-    )
+    topic, control = _doomed_and_destination(control_file, doomed_cluster, destination)
     for cluster, values in ((doomed_cluster, range(30)), (destination, range(100, 110))):
         raw = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap_servers})
         for i in values:
