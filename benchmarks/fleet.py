@@ -109,6 +109,9 @@ def worker(args: argparse.Namespace) -> None:
         def preparing(self) -> None:
             pass
 
+        def set_mode(self, mode: Any) -> None:
+            pass
+
         def arm(self, plan: Any) -> bool:
             return False
 

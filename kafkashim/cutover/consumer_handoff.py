@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import confluent_kafka
@@ -72,6 +72,7 @@ from kafkashim.offsets.strategies import (
     strategy_for,
 )
 from kafkashim.offsets.strategies.mm2 import MirrorMaker2
+from kafkashim.registry.topics import StatisticsTap
 from kafkashim.telemetry import logger
 
 if TYPE_CHECKING:
@@ -166,13 +167,13 @@ class ConsumerHandOff:
         self._callback_errors: list[str] | None = None
         self._drain_left = 0
         self._subscribed: list[str] = []
+        """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
         self._subscribed_from: list[str] | None = None
         """The application's topic list ``_subscribed`` was made from."""
         self._new_subscription: _Subscribed | None = None
+        """The handle `switch` subscribed before the old consumer left, and its topics (`_joins_early`)."""
         self._topics_when_prepared: tuple[confluent_kafka.Consumer, frozenset[str]] | None = None
         """The topics of the destination a handle was prepared for (`check`), for `_watch_joining`."""
-        """The handle `switch` subscribed before the old consumer left, and its topics (`_joins_early`)."""
-        """The topic list the current handle is subscribed to (with MM2's remote copies, after such a move)."""
         self._mode = Mode.ACTIVE
         """What the current handle's partitions are set to: ``active`` fetches; otherwise they are paused."""
         self._want = Mode.ACTIVE
@@ -592,7 +593,13 @@ class ConsumerHandOff:
         facts = self._facts_from_old(plan, old, strategy)
         # Back to a cluster an old consumer of this one is still leaving in the background (a flip back
         # within moments): its final commit and leave come before this one joins there.
-        self.wait_left(_LEAVER_WAIT_S, plan.target.bootstrap_servers)
+        if not self.wait_left(_LEAVER_WAIT_S, plan.target.bootstrap_servers):
+            logger.warning(
+                "kafkashim: consumer joins %s again while its previous consumer there has not finished its final "
+                "commit and leave after %.0f s: messages after its last commit may be read again",
+                plan.target.name,
+                _LEAVER_WAIT_S,
+            )
         early = self._joins_early(plan)
         if early:
             # The join on the new cluster goes on in librdkafka's threads while the old consumer commits and
@@ -661,7 +668,7 @@ class ConsumerHandOff:
         return (
             self.topics is not None
             and not any(self.callbacks.values())
-            and not any(callable(value) for value in app_conf.values())
+            and not application_callbacks(app_conf)
             and not app_conf.get("group.instance.id")
             and plan.reason is CutoverReason.CLUSTER
             and plan.source.bootstrap_servers != plan.target.bootstrap_servers
@@ -686,16 +693,17 @@ class ConsumerHandOff:
             self._leavers = [(t, b) for t, b in self._leavers if t.is_alive()] + [(thread, source.bootstrap_servers)]
         thread.start()
 
-    def wait_left(self, timeout_s: float, bootstrap: str | None = None) -> None:
+    def wait_left(self, timeout_s: float, bootstrap: str | None = None) -> bool:
         """Wait, at most ``timeout_s`` in all, for old consumers leaving their groups in the background: all
         of them (`Consumer.close`: the process may exit next, and a member that never left holds its old
         group's partitions until ``session.timeout.ms``), or those leaving the cluster at ``bootstrap``
-        (a flip back joins it again: its final commit comes first)."""
+        (a flip back joins it again: its final commit comes first). True if none is left running."""
         deadline = time.monotonic() + timeout_s
         with self._ends_lock:
             leavers = [t for t, b in self._leavers if bootstrap is None or b == bootstrap]
         for thread in leavers:
             thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in leavers)
 
     def _joins_early(self, plan: CutoverPlan) -> bool:
         """Whether the new handle subscribes before the old consumer leaves (`switch`): for a move to another
@@ -736,7 +744,7 @@ class ConsumerHandOff:
         handle = self._engine.handle
         early, self._new_subscription = self._new_subscription, None
         if early is not None and (
-            early.handle is not handle or early.wanted != self.topics or early.callbacks is not self.callbacks
+            early.handle is not handle or early.wanted != self.topics or early.callbacks != self.callbacks
         ):
             # The application changed its subscription from on_revoke while the old consumer left.
             if early.handle is handle and self.topics is None:
@@ -1030,6 +1038,21 @@ class ConsumerHandOff:
             gone = {(tp.topic, tp.partition) for tp in partitions}
             self.manual = [tp for tp in self.manual if (tp.topic, tp.partition) not in gone]
         self._engine.handle.incremental_unassign(partitions)
+
+
+_CALLBACK_KEYS = frozenset({"error_cb", "throttle_cb", "stats_cb", "oauth_cb", "on_commit", "logger"})
+
+
+def application_callbacks(app_conf: Mapping[str, Any]) -> bool:
+    """Whether the application's config holds anything librdkafka may call back (and a consumer's close()
+    serve): a callable, or one of confluent_kafka's callback keys (a ``logger`` is a ``logging.Logger``).
+    The fleet registry's statistics tap counts only if it passes statistics on to the application."""
+    for key, value in app_conf.items():
+        if isinstance(value, StatisticsTap):
+            value = value.app_cb
+        if value is not None and (callable(value) or key in _CALLBACK_KEYS):
+            return True
+    return False
 
 
 def _close_soon(handle: confluent_kafka.Consumer) -> None:

@@ -30,6 +30,23 @@ from kafkashim.telemetry import logger
 _FETCHING = frozenset({"active", "offset-query", "offset-wait"})
 
 
+class StatisticsTap:
+    """The ``stats_cb`` `TopicObserver.install` puts in a client's config: each statistics document goes to
+    the observer, then to the application's own ``stats_cb`` (``app_cb``), if it had one."""
+
+    def __init__(self, observer: TopicObserver, app_cb: Callable[[str], None] | None) -> None:
+        self.observer = observer
+        self.app_cb = app_cb
+
+    def __call__(self, stats_json: str) -> None:
+        try:
+            self.observer.observe(json.loads(stats_json))
+        except Exception:  # noqa: BLE001 - the application's poll() must never see the registry fail
+            logger.debug("kafkashim: the registry could not read a statistics document", exc_info=True)
+        if self.app_cb is not None:
+            self.app_cb(stats_json)
+
+
 class TopicObserver:
     """The topics one client was seen using; fed by librdkafka statistics (see the module docstring)."""
 
@@ -50,15 +67,7 @@ class TopicObserver:
         if not app_interval:
             app_conf["statistics.interval.ms"] = interval_ms
 
-        def stats_cb(stats_json: str) -> None:
-            try:
-                self.observe(json.loads(stats_json))
-            except Exception:  # noqa: BLE001 - the application's poll() must never see the registry fail
-                logger.debug("kafkashim: the registry could not read a statistics document", exc_info=True)
-            if app_cb is not None:
-                app_cb(stats_json)
-
-        app_conf["stats_cb"] = stats_cb
+        app_conf["stats_cb"] = StatisticsTap(self, app_cb)
 
     def observe(self, stats: dict[str, Any]) -> None:
         topics = stats.get("topics") or {}

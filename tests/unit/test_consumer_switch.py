@@ -3,6 +3,7 @@ and an old consumer's rebalance served while it closes there. librdkafka's mock 
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -13,6 +14,7 @@ from kafkashim import Consumer, CutoverEvent
 from kafkashim.control.document import ClusterProfile
 from kafkashim.cutover.plan import CutoverPlan, plan_cutover
 from kafkashim.cutover.routes import Mode
+from kafkashim.registry.topics import StatisticsTap, TopicObserver
 from tests.unit.test_engine_failures import FAST, Doc, doc, events
 
 __all__ = ["doc", "events"]  # fixtures
@@ -33,6 +35,9 @@ def _plan(source: str, target: str, target_bootstrap: str | None = None) -> Cuto
         ({"on_assign": print}, {}, None, False),  # confluent_kafka may fire it inside close(): the app's thread
         ({"on_revoke": print}, {}, None, False),
         ({}, {"error_cb": print}, None, False),  # close() serves the config's callbacks too
+        ({}, {"logger": logging.getLogger("app")}, None, False),  # not callable, still called back
+        ({}, {"stats_cb": StatisticsTap(TopicObserver("consumer"), None)}, None, True),  # the registry's own
+        ({}, {"stats_cb": StatisticsTap(TopicObserver("consumer"), print)}, None, False),  # ... passing it on
         ({}, {"group.instance.id": "m-1"}, None, False),  # coming back, it would not wait for the group
         ({}, {}, "a:9092", False),  # another name for the same cluster: the new member would join beside the old
         (None, {}, None, False),  # a manual assignment: nothing holds a flip back until the commit landed
