@@ -658,20 +658,17 @@ class ConsumerHandOff:
         callable in its config either: ``error_cb``, ``on_commit``, ``stats_cb``, ``logger``... are served
         there too, and they belong on the application's thread), the consumer is subscribed without static
         membership (a member coming back with the same ``group.instance.id``, or a manual assignment, is not
-        held back by the group until this one left), and the move goes to another cluster. The final commit
+        held back by the group until this one left), and the move goes to another cluster: where the new
+        handle joins early (`_joins_early`), with nothing of the application's to call. The final commit
         (3-56 ms) and the leave (LeaveGroup, then librdkafka's shutdown: 10-18 ms) were most of a cutover's
         downtime (measured 2026-12-07). Both still come before the old group rebalances: a member there (or
         this one, back after a flip back) is assigned the partitions only after this one left, and positioned
         from its final commit. On the same cluster (a credentials change) the new member would join beside
         the old one: a second rebalance."""
-        app_conf = self._engine.app_conf
         return (
-            self.topics is not None
+            self._joins_early(plan)
             and not any(self.callbacks.values())
-            and not application_callbacks(app_conf)
-            and not app_conf.get("group.instance.id")
-            and plan.reason is CutoverReason.CLUSTER
-            and plan.source.bootstrap_servers != plan.target.bootstrap_servers
+            and not application_callbacks(self._engine.app_conf)
         )
 
     def _leave_soon(self, old: confluent_kafka.Consumer, source: ClusterProfile, commit: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -63,34 +64,34 @@ def test_which_moves_leave_the_old_consumer_in_the_background(
         c.close()
 
 
+@pytest.fixture
+def consumer(doc: Doc) -> Iterator[Consumer]:
+    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+    yield c
+    c.close()
+
+
 def test_an_old_consumer_closing_in_the_background_never_takes_the_new_handles_assignment(
-    doc: Doc, events: list[CutoverEvent]
+    consumer: Consumer,
 ) -> None:
-    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
-    try:
-        handoff = c._handoff
-        old = object()  # stands for a handle the engine no longer has
-        handoff._on_assign(old, [TopicPartition("t", 0)])  # type: ignore[arg-type]
-        assert handoff._assigned_once is False  # the current handle's state is untouched
-    finally:
-        c.close()
+    handoff = consumer._handoff
+    old = object()  # stands for a handle the engine no longer has
+    handoff._on_assign(old, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    assert handoff._assigned_once is False  # the current handle's state is untouched
 
 
-def test_a_switch_back_waits_only_for_the_old_consumer_leaving_that_cluster(
-    doc: Doc, events: list[CutoverEvent]
-) -> None:
-    c = Consumer({"kafkashim.source": doc.url, "group.id": "g", **FAST})
+def test_a_switch_back_waits_only_for_the_old_consumer_leaving_that_cluster(consumer: Consumer) -> None:
     release = threading.Event()
     left: list[str] = []
     leaver = threading.Thread(target=lambda: (release.wait(30), left.append("a")), daemon=True)
     leaver.start()
     try:
-        c._handoff._leavers = [(leaver, "a:9092")]
-        c._handoff.wait_left(30, "b:9092")  # another cluster's leaver: not waited for
+        consumer._handoff._leavers = [(leaver, "a:9092")]
+        assert consumer._handoff.wait_left(30, "b:9092")  # another cluster's leaver: not waited for
         assert left == [] and leaver.is_alive()
+        assert not consumer._handoff.wait_left(0.05, "a:9092")  # still leaving when the wait runs out: says so
         threading.Timer(0.2, release.set).start()
-        c._handoff.wait_left(30, "a:9092")  # the cluster it goes back to: its commit and leave come first
+        assert consumer._handoff.wait_left(30, "a:9092")  # the cluster it goes back to: commit and leave first
         assert left == ["a"]
     finally:
         release.set()
-        c.close()
