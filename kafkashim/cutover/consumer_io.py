@@ -96,14 +96,24 @@ def end_offsets(reader: confluent_kafka.Consumer, keys: Iterable[Key], timeout_s
     ``reader`` must not be the consumer that fetches: a broker answers one connection's requests in order,
     so a ListOffsets sent behind a fetch waiting for data (``fetch.wait.max.ms``, 500 ms) waits as long
     (measured: every drain took 0.5 s). `ends_reader` opens one with its own connections."""
-    asked = [TopicPartition(topic, partition, -1) for topic, partition in keys]
-    if not asked:
-        return {}
-    return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in reader.offsets_for_times(asked, timeout=timeout_s)
-        if tp.error is None and tp.offset >= 0
-    }
+    return listed_offsets(reader, keys, -1, timeout_s)[0]
+
+
+def listed_offsets(
+    handle: confluent_kafka.Consumer, keys: Iterable[Key], timestamp: int, timeout_s: float
+) -> tuple[dict[Key, int], list[tuple[Key, str]]]:
+    """One ListOffsets per leader for ``keys`` at ``timestamp`` (-1 ``LATEST``, -2 ``EARLIEST``), through
+    ``offsets_for_times``: the offsets the brokers gave, and the partitions they answered with an error or no
+    offset, with why. Raises KafkaException when the request as a whole fails (a timeout)."""
+    asked = [TopicPartition(topic, partition, timestamp) for topic, partition in keys]
+    found: dict[Key, int] = {}
+    failed: list[tuple[Key, str]] = []
+    for tp in handle.offsets_for_times(asked, timeout=timeout_s) if asked else []:
+        if tp.error is None and tp.offset >= 0:
+            found[(tp.topic, tp.partition)] = tp.offset
+        else:
+            failed.append(((tp.topic, tp.partition), str(tp.error or "no offset")))
+    return found, failed
 
 
 def ends_reader(client_conf: Mapping[str, Any]) -> confluent_kafka.Consumer:
@@ -195,17 +205,13 @@ def gather_facts(
     if not keys:
         return problems
     ends: dict[int, dict[Key, int]] = {-2: {}, -1: {}}
-    for timestamp, found in ends.items():
+    for timestamp in ends:
         try:
-            for tp in handle.offsets_for_times(
-                [TopicPartition(*key, timestamp) for key in keys], timeout=_WATERMARK_TIMEOUT_S
-            ):
-                if tp.error is None and tp.offset >= 0:
-                    found[(tp.topic, tp.partition)] = tp.offset
-                else:
-                    problems.append(f"watermarks of {tp.topic}[{tp.partition}]: {tp.error or 'no offset'}")
+            ends[timestamp], failed = listed_offsets(handle, keys, timestamp, _WATERMARK_TIMEOUT_S)
         except KafkaException as exc:
             problems.append(f"watermarks: {exc.args[0]}")
+            continue
+        problems += [f"watermarks of {topic}[{partition}]: {why}" for (topic, partition), why in failed]
     for key in keys:
         if key in ends[-2] and key in ends[-1]:
             facts.watermarks[key] = (ends[-2][key], ends[-1][key])
